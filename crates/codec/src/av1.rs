@@ -1,0 +1,215 @@
+//! AV1 decoding with dav1d (the system `libdav1d`, through the `dav1d` crate).
+//!
+//! [`Av1Decoder`] takes one temporal unit (low-overhead OBU format, as in IVF or an RTP
+//! depacketiser's output) per call and returns the picture it completes. Only 8-bit 4:2:0
+//! output is supported; anything else is [`CodecError::Unsupported`].
+//!
+//! # Threads
+//!
+//! dav1d spawns its own worker threads whenever it runs with more than one thread
+//! ([`Av1Config::threads`] above 1, or 0 for "one per core"). A sans-IO engine must not
+//! start threads behind its host's back, so the default is 1: everything runs on the
+//! caller's thread inside [`VideoDecoder::decode`]. A frame delay of 1 makes every
+//! picture come out of the call that completed it.
+//!
+//! # Copies
+//!
+//! `dav1d` 0.9 only accepts owned input (`'static` buffers), so each temporal unit is
+//! copied once into a `Vec` on the way in; each picture is copied once into a
+//! [`VideoFrame`] on the way out.
+
+use crate::error::{CodecError, Result};
+use crate::traits::VideoDecoder;
+use dav1d::{PixelLayout, PlanarImageComponent};
+use std::collections::VecDeque;
+use tincan_media::{Resolution, VideoFrame};
+
+const CODEC: &str = "AV1";
+
+/// Rounds of send/receive one call may take before the decoder is declared stuck.
+/// dav1d alternates "take a picture" and "send the rest" a few times at most.
+const MAX_ROUNDS: usize = 256;
+
+/// Settings of an [`Av1Decoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Av1Config {
+    /// Decoder threads (default 1: no threads spawned). Above 1, dav1d spawns that many
+    /// worker threads of its own; 0 lets dav1d pick one per core.
+    pub threads: u32,
+    /// Most frames dav1d may hold back (default 1: every picture leaves with the call
+    /// that completed it). 0 lets dav1d choose from the thread count.
+    pub max_frame_delay: u32,
+    /// Largest picture, in pixels, the decoder agrees to allocate (default 4096×2304).
+    /// Bounds memory on hostile input that claims a huge frame size.
+    pub max_frame_pixels: u32,
+    /// Whether film grain described in the stream is synthesised (default true).
+    pub apply_grain: bool,
+}
+
+impl Default for Av1Config {
+    fn default() -> Self {
+        Self { threads: 1, max_frame_delay: 1, max_frame_pixels: 4096 * 2304, apply_grain: true }
+    }
+}
+
+fn map_error(error: dav1d::Error) -> CodecError {
+    match error {
+        dav1d::Error::NotEnoughMemory => CodecError::Library { codec: CODEC, reason: "out of memory".into() },
+        dav1d::Error::UnsupportedBitstream => {
+            CodecError::Unsupported { parameter: "AV1 bitstream feature", value: error.to_string() }
+        }
+        other => CodecError::InvalidBitstream { codec: CODEC, reason: other.to_string() },
+    }
+}
+
+fn to_video_frame(picture: &dav1d::Picture) -> Result<VideoFrame> {
+    if picture.bit_depth() != 8 {
+        return Err(CodecError::Unsupported { parameter: "AV1 bit depth", value: picture.bit_depth().to_string() });
+    }
+    let layout = picture.pixel_layout();
+    if layout != PixelLayout::I420 {
+        return Err(CodecError::Unsupported { parameter: "AV1 chroma layout", value: format!("{layout:?}") });
+    }
+    let (width, height) = (picture.width(), picture.height());
+    let resolution = Resolution::new(width, height).map_err(|_| CodecError::UnsupportedResolution { width, height })?;
+    let y = picture.plane(PlanarImageComponent::Y);
+    let u = picture.plane(PlanarImageComponent::U);
+    let v = picture.plane(PlanarImageComponent::V);
+    let strides = [
+        picture.stride(PlanarImageComponent::Y) as usize,
+        picture.stride(PlanarImageComponent::U) as usize,
+        picture.stride(PlanarImageComponent::V) as usize,
+    ];
+    Ok(VideoFrame::copy_from_planes(resolution, [&y, &u, &v], strides)?)
+}
+
+/// AV1 decoder over dav1d.
+pub struct Av1Decoder {
+    decoder: dav1d::Decoder,
+    /// dav1d holds part of the last temporal unit until a picture is taken out.
+    pending: bool,
+    /// Pictures out of dav1d not yet handed to the caller (more than one per call is rare).
+    ready: VecDeque<VideoFrame>,
+}
+
+impl std::fmt::Debug for Av1Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Av1Decoder").field("pending", &self.pending).field("ready", &self.ready.len()).finish()
+    }
+}
+
+impl Av1Decoder {
+    /// A decoder with the default (single-threaded, low-delay) [`Av1Config`].
+    pub fn new() -> Result<Self> {
+        Self::with_config(Av1Config::default())
+    }
+
+    /// A decoder with `config`.
+    pub fn with_config(config: Av1Config) -> Result<Self> {
+        let mut settings = dav1d::Settings::new();
+        settings.set_n_threads(config.threads);
+        settings.set_max_frame_delay(config.max_frame_delay);
+        settings.set_frame_size_limit(config.max_frame_pixels);
+        settings.set_apply_grain(config.apply_grain);
+        let decoder = dav1d::Decoder::with_settings(&settings).map_err(|e| CodecError::Library {
+            codec: CODEC,
+            reason: format!("cannot open dav1d with {config:?}: {e}"),
+        })?;
+        Ok(Self { decoder, pending: false, ready: VecDeque::new() })
+    }
+
+    /// Forgets the stream: drops held-back pictures and undecoded data. The next temporal
+    /// unit must start a new coded video sequence (sequence header and keyframe).
+    pub fn reset(&mut self) {
+        self.decoder.flush();
+        self.pending = false;
+        self.ready.clear();
+    }
+
+    /// Takes every picture dav1d can give now, feeding it any data it held back.
+    /// On error the held-back data is dropped so the next call starts clean.
+    fn collect(&mut self) -> Result<()> {
+        let result = self.collect_inner();
+        if result.is_err() && self.pending {
+            // `dav1d::Decoder::send_data` panics while data is pending; drop it.
+            self.decoder.flush();
+            self.pending = false;
+        }
+        result
+    }
+
+    fn collect_inner(&mut self) -> Result<()> {
+        for _ in 0..MAX_ROUNDS {
+            match self.decoder.get_picture() {
+                Ok(picture) => self.ready.push_back(to_video_frame(&picture)?),
+                Err(dav1d::Error::Again) if self.pending => match self.decoder.send_pending_data() {
+                    Ok(()) => self.pending = false,
+                    Err(dav1d::Error::Again) => {}
+                    Err(e) => {
+                        self.pending = false;
+                        return Err(map_error(e));
+                    }
+                },
+                Err(dav1d::Error::Again) => return Ok(()),
+                Err(e) => return Err(map_error(e)),
+            }
+        }
+        Err(CodecError::Library { codec: CODEC, reason: "decoder made no progress".into() })
+    }
+}
+
+impl VideoDecoder for Av1Decoder {
+    fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>> {
+        if self.pending {
+            self.collect()?;
+        }
+        if !data.is_empty() {
+            match self.decoder.send_data(data.to_vec(), None, None, None) {
+                Ok(()) => {}
+                Err(dav1d::Error::Again) => self.pending = true,
+                Err(e) => return Err(map_error(e)),
+            }
+            self.collect()?;
+        }
+        Ok(self.ready.pop_front())
+    }
+
+    /// Drains every picture dav1d still holds (none with the default frame delay of 1).
+    /// The decoder stays usable and keeps its references; see [`Av1Decoder::reset`].
+    fn flush(&mut self) -> Result<Vec<VideoFrame>> {
+        // With no new data sent, dav1d's get_picture drains its frame threads.
+        self.collect()?;
+        Ok(self.ready.drain(..).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_error_or_nothing() {
+        let mut decoder = Av1Decoder::new().unwrap();
+        assert!(decoder.decode(&[]).unwrap().is_none());
+        let mut seed = 0x1234_5678_u32;
+        for len in [1usize, 2, 7, 64, 1000] {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            let _ = decoder.decode(&data);
+        }
+        assert!(decoder.flush().unwrap().is_empty());
+    }
+
+    #[test]
+    fn config_defaults_are_single_threaded_low_delay() {
+        let config = Av1Config::default();
+        assert_eq!((config.threads, config.max_frame_delay), (1, 1));
+        assert!(Av1Decoder::with_config(config).is_ok());
+    }
+}

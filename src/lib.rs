@@ -1,0 +1,19 @@
+//! tincan: an open real-time call media engine.
+//!
+//! This facade re-exports the engine crates so an application depends on one crate:
+//!
+//! - [`media`]: audio and video frames, media time, WAV/Y4M/IVF I/O, synthetic sources;
+//! - [`codec`]: Opus (with FEC, DTX and DRED), H.264, AV1 decoding, resampling.
+//!
+//! The crates still to come (RTP, network emulator, jitter buffers, loss recovery, denoise,
+//! congestion control, pipeline, signalling) are listed in `docs/ARCHITECTURE.md`.
+//!
+//! ```
+//! use tincan::media::{AudioFormat, AudioFrame};
+//!
+//! let frame = AudioFrame::<i16>::silence(AudioFormat::MONO_48K, 960);
+//! assert_eq!(frame.duration().as_millis(), 20);
+//! ```
+
+pub use tincan_codec as codec;
+pub use tincan_media as media;

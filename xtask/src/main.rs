@@ -1,0 +1,222 @@
+//! `cargo xtask <task>`: the project's set-up and automation, in Rust so it runs wherever cargo does.
+//!
+//! Every task first makes sure the system packages the build needs are present: it installs
+//! them with apt when it can (root, or password-less sudo) and otherwise prints the exact
+//! command to run and stops.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+/// Debian packages the workspace needs to build and test, with why.
+const SYSTEM_PACKAGES: &[(&str, &str)] = &[
+    ("cmake", "builds the bundled libopus (with DRED) for the opus crate"),
+    ("nasm", "assembles OpenH264's SIMD kernels (about twice as fast)"),
+    ("pkg-config", "finds libdav1d"),
+    ("libdav1d-dev", "AV1 decoding (dav1d 1.0 headers and library)"),
+    ("g++", "builds OpenH264 and libFuzzer"),
+];
+
+/// Seconds each fuzz target runs in the CI smoke run.
+const FUZZ_SMOKE_SECONDS: u32 = 20;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  deps          install what is missing (system packages; cargo-fuzz with --fuzz)
+  test          deps, then every test of the workspace
+  demo          deps, then the main job (tincan demo, release build)
+  bench         deps, then every criterion bench
+  fuzz [SECS]   deps, then every fuzz target for SECS seconds each (default 60)
+  ci            what .ci/run does: fmt check, clippy -D warnings, tests, benches compiled,
+                a short fuzz run of every target
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("deps") => ensure_deps(args.iter().any(|a| a == "--fuzz")),
+        Some("test") => ensure_deps(false).and_then(|()| test()),
+        Some("demo") => ensure_deps(false).and_then(|()| demo(&args[1..])),
+        Some("bench") => ensure_deps(false).and_then(|()| cargo(&["bench", "--workspace"])),
+        Some("fuzz") => {
+            let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60);
+            ensure_deps(true).and_then(|()| fuzz(seconds))
+        }
+        Some("ci") => ci(),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type TaskResult = Result<(), String>;
+
+fn workspace_root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo_bin() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Runs a command in `dir`, echoing it, and fails on a non-zero exit.
+fn run_in(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> TaskResult {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(envs.iter().copied())
+        .status()
+        .map_err(|e| format!("could not start {program}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed ({status})", args.join(" "))) }
+}
+
+fn cargo(args: &[&str]) -> TaskResult {
+    run_in(&workspace_root(), &cargo_bin(), args, &[])
+}
+
+fn is_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn has_passwordless_sudo() -> bool {
+    Command::new("sudo").args(["-n", "true"]).status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn has_cargo_subcommand(name: &str) -> bool {
+    Command::new(cargo_bin()).args([name, "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// Installs missing system packages (and cargo-fuzz when `fuzz`), or says exactly how.
+fn ensure_deps(fuzz: bool) -> TaskResult {
+    let has_dpkg = Command::new("dpkg-query").arg("--version").output().is_ok();
+    if has_dpkg {
+        let missing: Vec<&str> =
+            SYSTEM_PACKAGES.iter().map(|(name, _)| *name).filter(|name| !is_installed(name)).collect();
+        if !missing.is_empty() {
+            for (name, why) in SYSTEM_PACKAGES.iter().filter(|(n, _)| missing.contains(n)) {
+                eprintln!("xtask: missing {name}: {why}");
+            }
+            let list = missing.join(" ");
+            let prefix = if is_root() {
+                Some(vec![])
+            } else if has_passwordless_sudo() {
+                Some(vec!["sudo"])
+            } else {
+                None
+            };
+            let Some(prefix) = prefix else {
+                return Err(format!(
+                    "system packages are missing and this user cannot install them.\nRun:\n    sudo apt-get update && sudo apt-get install -y {list}\nthen run this command again."
+                ));
+            };
+            let root = workspace_root();
+            let apt_env = [("DEBIAN_FRONTEND", "noninteractive")];
+            let (program, base) = match prefix.first() {
+                Some(sudo) => (*sudo, vec!["apt-get"]),
+                None => ("apt-get", vec![]),
+            };
+            let mut update = base.clone();
+            update.extend(["update", "-q"]);
+            run_in(&root, program, &update, &apt_env)?;
+            let mut install = base;
+            install.extend(["install", "-y", "-q", "--no-install-recommends"]);
+            install.extend(missing.iter().copied());
+            run_in(&root, program, &install, &apt_env)?;
+        }
+    } else {
+        eprintln!(
+            "xtask: not a Debian-like system; make sure these are installed: {}",
+            SYSTEM_PACKAGES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if fuzz && !has_cargo_subcommand("fuzz") {
+        cargo(&["install", "cargo-fuzz", "--locked"])?;
+    }
+    Ok(())
+}
+
+fn test() -> TaskResult {
+    cargo(&["test", "--workspace", "--all-targets"])?;
+    cargo(&["test", "--workspace", "--doc"])
+}
+
+fn demo(extra: &[String]) -> TaskResult {
+    let mut args = vec!["run", "--release", "--quiet", "-p", "tincan-cli", "--", "demo"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
+
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    let dir = workspace_root().join("fuzz");
+    let out = Command::new(cargo_bin())
+        .args(["fuzz", "list"])
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| format!("cargo fuzz list: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo fuzz list failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+}
+
+fn fuzz(seconds: u32) -> TaskResult {
+    let dir = workspace_root().join("fuzz");
+    let cargo = cargo_bin();
+    // `-s none`: no sanitizer, which works on stable Rust (AddressSanitizer needs nightly flags).
+    run_in(&dir, &cargo, &["fuzz", "build", "-s", "none"], &[])?;
+    let max_time = format!("-max_total_time={seconds}");
+    for target in fuzz_targets()? {
+        let corpus = dir.join("corpus").join(&target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let started = Instant::now();
+        run_in(&dir, &cargo, &["fuzz", "run", "-s", "none", &target, "--", &max_time, "-rss_limit_mb=4096"], &[])?;
+        eprintln!("xtask: fuzz target {target}: {:.0} s without a crash", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn ci() -> TaskResult {
+    let started = Instant::now();
+    ensure_deps(true)?;
+    let steps: [(&str, &[&str]); 5] = [
+        ("format", &["fmt", "--all", "--", "--check"]),
+        ("clippy", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        ("tests", &["test", "--workspace", "--all-targets"]),
+        ("doc tests", &["test", "--workspace", "--doc"]),
+        ("benches compile", &["bench", "--workspace", "--no-run"]),
+    ];
+    for (name, args) in steps {
+        let step = Instant::now();
+        eprintln!("xtask ci: {name}");
+        cargo(args)?;
+        eprintln!("xtask ci: {name} ok in {}", minutes(step.elapsed()));
+    }
+    fuzz(FUZZ_SMOKE_SECONDS)?;
+    eprintln!("xtask ci: all green in {}", minutes(started.elapsed()));
+    Ok(())
+}
+
+fn minutes(elapsed: Duration) -> String {
+    format!("{}m{:02}s", elapsed.as_secs() / 60, elapsed.as_secs() % 60)
+}
