@@ -11,10 +11,19 @@ use std::time::{Duration, Instant};
 
 /// Debian packages the workspace needs to build and test, with why.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
-    ("cmake", "builds the bundled libopus (with DRED) for the opus crate"),
-    ("nasm", "assembles OpenH264's SIMD kernels (about twice as fast)"),
+    (
+        "cmake",
+        "builds the bundled libopus (with DRED) for the opus crate",
+    ),
+    (
+        "nasm",
+        "assembles OpenH264's SIMD kernels (about twice as fast)",
+    ),
     ("pkg-config", "finds libdav1d"),
-    ("libdav1d-dev", "AV1 decoding (dav1d 1.0 headers and library)"),
+    (
+        "libdav1d-dev",
+        "AV1 decoding (dav1d 1.0 headers and library)",
+    ),
     ("g++", "builds OpenH264 and libFuzzer"),
 ];
 
@@ -64,7 +73,10 @@ type TaskResult = Result<(), String>;
 
 fn workspace_root() -> PathBuf {
     // xtask lives one level below the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo_bin() -> String {
@@ -80,7 +92,11 @@ fn run_in(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Ta
         .envs(envs.iter().copied())
         .status()
         .map_err(|e| format!("could not start {program}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed ({status})", args.join(" "))) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
 }
 
 fn cargo(args: &[&str]) -> TaskResult {
@@ -96,23 +112,38 @@ fn is_installed(package: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 fn has_passwordless_sudo() -> bool {
-    Command::new("sudo").args(["-n", "true"]).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sudo")
+        .args(["-n", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 fn has_cargo_subcommand(name: &str) -> bool {
-    Command::new(cargo_bin()).args([name, "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new(cargo_bin())
+        .args([name, "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Installs missing system packages (and cargo-fuzz when `fuzz`), or says exactly how.
 fn ensure_deps(fuzz: bool) -> TaskResult {
     let has_dpkg = Command::new("dpkg-query").arg("--version").output().is_ok();
     if has_dpkg {
-        let missing: Vec<&str> =
-            SYSTEM_PACKAGES.iter().map(|(name, _)| *name).filter(|name| !is_installed(name)).collect();
+        let missing: Vec<&str> = SYSTEM_PACKAGES
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| !is_installed(name))
+            .collect();
         if !missing.is_empty() {
             for (name, why) in SYSTEM_PACKAGES.iter().filter(|(n, _)| missing.contains(n)) {
                 eprintln!("xtask: missing {name}: {why}");
@@ -147,7 +178,11 @@ fn ensure_deps(fuzz: bool) -> TaskResult {
     } else {
         eprintln!(
             "xtask: not a Debian-like system; make sure these are installed: {}",
-            SYSTEM_PACKAGES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            SYSTEM_PACKAGES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if fuzz && !has_cargo_subcommand("fuzz") {
@@ -162,7 +197,15 @@ fn test() -> TaskResult {
 }
 
 fn demo(extra: &[String]) -> TaskResult {
-    let mut args = vec!["run", "--release", "--quiet", "-p", "tincan-cli", "--", "demo"];
+    let mut args = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "tincan-cli",
+        "--",
+        "demo",
+    ];
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
 }
@@ -175,9 +218,17 @@ fn fuzz_targets() -> Result<Vec<String>, String> {
         .output()
         .map_err(|e| format!("cargo fuzz list: {e}"))?;
     if !out.status.success() {
-        return Err(format!("cargo fuzz list failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "cargo fuzz list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 fn fuzz(seconds: u32) -> TaskResult {
@@ -190,8 +241,25 @@ fn fuzz(seconds: u32) -> TaskResult {
         let corpus = dir.join("corpus").join(&target);
         std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
         let started = Instant::now();
-        run_in(&dir, &cargo, &["fuzz", "run", "-s", "none", &target, "--", &max_time, "-rss_limit_mb=4096"], &[])?;
-        eprintln!("xtask: fuzz target {target}: {:.0} s without a crash", started.elapsed().as_secs_f64());
+        run_in(
+            &dir,
+            &cargo,
+            &[
+                "fuzz",
+                "run",
+                "-s",
+                "none",
+                &target,
+                "--",
+                &max_time,
+                "-rss_limit_mb=4096",
+            ],
+            &[],
+        )?;
+        eprintln!(
+            "xtask: fuzz target {target}: {:.0} s without a crash",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -201,7 +269,17 @@ fn ci() -> TaskResult {
     ensure_deps(true)?;
     let steps: [(&str, &[&str]); 5] = [
         ("format", &["fmt", "--all", "--", "--check"]),
-        ("clippy", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        (
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
         ("tests", &["test", "--workspace", "--all-targets"]),
         ("doc tests", &["test", "--workspace", "--doc"]),
         ("benches compile", &["bench", "--workspace", "--no-run"]),

@@ -48,30 +48,49 @@ pub struct Av1Config {
 
 impl Default for Av1Config {
     fn default() -> Self {
-        Self { threads: 1, max_frame_delay: 1, max_frame_pixels: 4096 * 2304, apply_grain: true }
+        Self {
+            threads: 1,
+            max_frame_delay: 1,
+            max_frame_pixels: 4096 * 2304,
+            apply_grain: true,
+        }
     }
 }
 
 fn map_error(error: dav1d::Error) -> CodecError {
     match error {
-        dav1d::Error::NotEnoughMemory => CodecError::Library { codec: CODEC, reason: "out of memory".into() },
-        dav1d::Error::UnsupportedBitstream => {
-            CodecError::Unsupported { parameter: "AV1 bitstream feature", value: error.to_string() }
-        }
-        other => CodecError::InvalidBitstream { codec: CODEC, reason: other.to_string() },
+        dav1d::Error::NotEnoughMemory => CodecError::Library {
+            codec: CODEC,
+            reason: "out of memory".into(),
+        },
+        dav1d::Error::UnsupportedBitstream => CodecError::Unsupported {
+            parameter: "AV1 bitstream feature",
+            value: error.to_string(),
+        },
+        other => CodecError::InvalidBitstream {
+            codec: CODEC,
+            reason: other.to_string(),
+        },
     }
 }
 
 fn to_video_frame(picture: &dav1d::Picture) -> Result<VideoFrame> {
     if picture.bit_depth() != 8 {
-        return Err(CodecError::Unsupported { parameter: "AV1 bit depth", value: picture.bit_depth().to_string() });
+        return Err(CodecError::Unsupported {
+            parameter: "AV1 bit depth",
+            value: picture.bit_depth().to_string(),
+        });
     }
     let layout = picture.pixel_layout();
     if layout != PixelLayout::I420 {
-        return Err(CodecError::Unsupported { parameter: "AV1 chroma layout", value: format!("{layout:?}") });
+        return Err(CodecError::Unsupported {
+            parameter: "AV1 chroma layout",
+            value: format!("{layout:?}"),
+        });
     }
     let (width, height) = (picture.width(), picture.height());
-    let resolution = Resolution::new(width, height).map_err(|_| CodecError::UnsupportedResolution { width, height })?;
+    let resolution = Resolution::new(width, height)
+        .map_err(|_| CodecError::UnsupportedResolution { width, height })?;
     let y = picture.plane(PlanarImageComponent::Y);
     let u = picture.plane(PlanarImageComponent::U);
     let v = picture.plane(PlanarImageComponent::V);
@@ -80,7 +99,11 @@ fn to_video_frame(picture: &dav1d::Picture) -> Result<VideoFrame> {
         picture.stride(PlanarImageComponent::U) as usize,
         picture.stride(PlanarImageComponent::V) as usize,
     ];
-    Ok(VideoFrame::copy_from_planes(resolution, [&y, &u, &v], strides)?)
+    Ok(VideoFrame::copy_from_planes(
+        resolution,
+        [&y, &u, &v],
+        strides,
+    )?)
 }
 
 /// AV1 decoder over dav1d.
@@ -94,7 +117,10 @@ pub struct Av1Decoder {
 
 impl std::fmt::Debug for Av1Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Av1Decoder").field("pending", &self.pending).field("ready", &self.ready.len()).finish()
+        f.debug_struct("Av1Decoder")
+            .field("pending", &self.pending)
+            .field("ready", &self.ready.len())
+            .finish()
     }
 }
 
@@ -111,11 +137,16 @@ impl Av1Decoder {
         settings.set_max_frame_delay(config.max_frame_delay);
         settings.set_frame_size_limit(config.max_frame_pixels);
         settings.set_apply_grain(config.apply_grain);
-        let decoder = dav1d::Decoder::with_settings(&settings).map_err(|e| CodecError::Library {
-            codec: CODEC,
-            reason: format!("cannot open dav1d with {config:?}: {e}"),
-        })?;
-        Ok(Self { decoder, pending: false, ready: VecDeque::new() })
+        let decoder =
+            dav1d::Decoder::with_settings(&settings).map_err(|e| CodecError::Library {
+                codec: CODEC,
+                reason: format!("cannot open dav1d with {config:?}: {e}"),
+            })?;
+        Ok(Self {
+            decoder,
+            pending: false,
+            ready: VecDeque::new(),
+        })
     }
 
     /// Forgets the stream: drops held-back pictures and undecoded data. The next temporal
@@ -142,19 +173,24 @@ impl Av1Decoder {
         for _ in 0..MAX_ROUNDS {
             match self.decoder.get_picture() {
                 Ok(picture) => self.ready.push_back(to_video_frame(&picture)?),
-                Err(dav1d::Error::Again) if self.pending => match self.decoder.send_pending_data() {
-                    Ok(()) => self.pending = false,
-                    Err(dav1d::Error::Again) => {}
-                    Err(e) => {
-                        self.pending = false;
-                        return Err(map_error(e));
+                Err(dav1d::Error::Again) if self.pending => {
+                    match self.decoder.send_pending_data() {
+                        Ok(()) => self.pending = false,
+                        Err(dav1d::Error::Again) => {}
+                        Err(e) => {
+                            self.pending = false;
+                            return Err(map_error(e));
+                        }
                     }
-                },
+                }
                 Err(dav1d::Error::Again) => return Ok(()),
                 Err(e) => return Err(map_error(e)),
             }
         }
-        Err(CodecError::Library { codec: CODEC, reason: "decoder made no progress".into() })
+        Err(CodecError::Library {
+            codec: CODEC,
+            reason: "decoder made no progress".into(),
+        })
     }
 }
 

@@ -21,7 +21,8 @@ use openh264::OpenH264API;
 use openh264::Timestamp;
 use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig};
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    RateControlMode, UsageType,
 };
 use openh264::formats::YUVSource;
 use std::os::raw::{c_int, c_void};
@@ -63,7 +64,7 @@ pub enum H264Usage {
 /// Settings of an [`H264Encoder`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct H264Config {
-    /// Target bitrate in bits per second (default 1 Mbit/s). Must be non-zero.
+    /// Target bitrate in bits per second (default 1 Mbit/s), at least 1000.
     pub bitrate_bps: u32,
     /// Frame rate the rate control plans for, [`MIN_FRAME_RATE`]..=[`MAX_FRAME_RATE`]
     /// (default 30). Input timestamps are derived from it.
@@ -100,14 +101,20 @@ impl Default for H264Config {
 fn check_bitrate(bits_per_second: u32) -> Result<()> {
     // OpenH264 takes the bitrate as a C int and rejects anything below the frame rate.
     if bits_per_second < 1_000 || bits_per_second > i32::MAX as u32 {
-        return Err(CodecError::Unsupported { parameter: "H.264 bitrate", value: format!("{bits_per_second} bit/s") });
+        return Err(CodecError::Unsupported {
+            parameter: "H.264 bitrate",
+            value: format!("{bits_per_second} bit/s"),
+        });
     }
     Ok(())
 }
 
 fn check_frame_rate(frames_per_second: f32) -> Result<()> {
     if !(MIN_FRAME_RATE..=MAX_FRAME_RATE).contains(&frames_per_second) {
-        return Err(CodecError::Unsupported { parameter: "H.264 frame rate", value: format!("{frames_per_second} fps") });
+        return Err(CodecError::Unsupported {
+            parameter: "H.264 frame rate",
+            value: format!("{frames_per_second} fps"),
+        });
     }
     Ok(())
 }
@@ -116,14 +123,20 @@ fn check_resolution(resolution: Resolution) -> Result<()> {
     let (w, h) = (resolution.width(), resolution.height());
     // OpenH264 needs at least one 16x16 macroblock's worth of picture.
     let (long, short) = (w.max(h), w.min(h));
-    if long > MAX_ENCODE_LONG_SIDE || short > MAX_ENCODE_SHORT_SIDE || short < 16 {
-        return Err(CodecError::UnsupportedResolution { width: w, height: h });
+    if long > MAX_ENCODE_LONG_SIDE || !(16..=MAX_ENCODE_SHORT_SIDE).contains(&short) {
+        return Err(CodecError::UnsupportedResolution {
+            width: w,
+            height: h,
+        });
     }
     Ok(())
 }
 
 fn library_error(error: &openh264::Error) -> CodecError {
-    CodecError::Library { codec: CODEC, reason: format!("OpenH264 error code {}", error.native_code()) }
+    CodecError::Library {
+        codec: CODEC,
+        reason: format!("OpenH264 error code {}", error.native_code()),
+    }
 }
 
 /// Borrowed view of a [`VideoFrame`] that OpenH264 reads directly (no copy).
@@ -189,7 +202,10 @@ pub struct H264Encoder {
 
 impl std::fmt::Debug for H264Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("H264Encoder").field("config", &self.config).field("current", &self.current).finish()
+        f.debug_struct("H264Encoder")
+            .field("config", &self.config)
+            .field("current", &self.current)
+            .finish()
     }
 }
 
@@ -203,7 +219,12 @@ impl H264Encoder {
             check_resolution(resolution)?;
         }
         let encoder = Self::make_encoder(&config)?;
-        Ok(Self { config, encoder, current: None, next_timestamp_ms: 0.0 })
+        Ok(Self {
+            config,
+            encoder,
+            current: None,
+            next_timestamp_ms: 0.0,
+        })
     }
 
     /// The current settings (bitrate and frame rate as last set).
@@ -228,9 +249,12 @@ impl H264Encoder {
             .skip_frames(true)
             .usage_type(usage)
             .complexity(complexity)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(config.keyframe_interval.unwrap_or(0)))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(
+                config.keyframe_interval.unwrap_or(0),
+            ))
             .num_threads(config.threads);
-        Encoder::with_api_config(OpenH264API::from_source(), encoder_config).map_err(|e| library_error(&e))
+        Encoder::with_api_config(OpenH264API::from_source(), encoder_config)
+            .map_err(|e| library_error(&e))
     }
 
     /// Calls `SetOption` on the initialised encoder.
@@ -243,47 +267,71 @@ impl H264Encoder {
         // guarantees `value` has the type OpenH264 reads for `option`.
         let code = unsafe { self.encoder.raw_api().set_option(option, value) };
         if code != 0 {
-            return Err(CodecError::Library { codec: CODEC, reason: format!("SetOption({option}) failed with {code}") });
+            return Err(CodecError::Library {
+                codec: CODEC,
+                reason: format!("SetOption({option}) failed with {code}"),
+            });
         }
         Ok(())
     }
 
-    fn set_bitrate_option(&mut self, option: c_int, layer: c_int, bits_per_second: u32) -> Result<()> {
-        let mut info = BitrateInfo { layer, bitrate: bits_per_second as c_int };
+    fn set_bitrate_option(
+        &mut self,
+        option: c_int,
+        layer: c_int,
+        bits_per_second: u32,
+    ) -> Result<()> {
+        let mut info = BitrateInfo {
+            layer,
+            bitrate: bits_per_second as c_int,
+        };
         // SAFETY: both bitrate options take a pointer to `SBitrateInfo`, mirrored by `BitrateInfo`.
         unsafe { self.set_option(option, (&raw mut info).cast()) }
     }
 }
 
 impl VideoEncoder for H264Encoder {
-    fn encode(&mut self, frame: &VideoFrame, request: EncodeRequest, out: &mut Vec<u8>) -> Result<EncodedInfo> {
+    fn encode(
+        &mut self,
+        frame: &VideoFrame,
+        request: EncodeRequest,
+        out: &mut Vec<u8>,
+    ) -> Result<EncodedInfo> {
         out.clear();
         let resolution = frame.resolution();
         check_resolution(resolution)?;
-        match self.current {
-            Some(current) if current == resolution => {
-                if request.force_keyframe {
-                    self.encoder.force_intra_frame();
-                }
-            }
-            Some(_) => {
-                // A fresh encoder rather than OpenH264's in-place reconfiguration: it starts
-                // from the current bitrate and frame rate, and its first frame is an IDR.
-                self.encoder = Self::make_encoder(&self.config)?;
-                self.current = Some(resolution);
-            }
-            // The first frame initialises the encoder and is an IDR anyway.
-            None => self.current = Some(resolution),
+        if self.current.is_some_and(|current| current != resolution) {
+            // A fresh encoder rather than OpenH264's in-place reconfiguration: it starts
+            // from the current bitrate and frame rate, and its first frame is an IDR.
+            self.encoder = Self::make_encoder(&self.config)?;
+            self.current = None;
+        } else if self.current.is_some() && request.force_keyframe {
+            self.encoder.force_intra_frame();
         }
+        // With `current` unset, this frame initialises the encoder and is an IDR anyway.
 
         let timestamp = Timestamp::from_millis(self.next_timestamp_ms as u64);
         self.next_timestamp_ms += 1000.0 / f64::from(self.config.max_frame_rate);
-        let encoded = self.encoder.encode_at(&FrameView(frame), timestamp).map_err(|e| library_error(&e))?;
+        let encoded = match self.encoder.encode_at(&FrameView(frame), timestamp) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                // The encoder may not be initialised now; treat the next frame as a first one.
+                self.current = None;
+                return Err(library_error(&e));
+            }
+        };
+        self.current = Some(resolution);
         match encoded.frame_type() {
-            FrameType::Skip | FrameType::Invalid => Ok(EncodedInfo { len: 0, keyframe: false }),
+            FrameType::Skip | FrameType::Invalid => Ok(EncodedInfo {
+                len: 0,
+                keyframe: false,
+            }),
             frame_type => {
                 encoded.write_vec(out);
-                Ok(EncodedInfo { len: out.len(), keyframe: frame_type == FrameType::IDR && !out.is_empty() })
+                Ok(EncodedInfo {
+                    len: out.len(),
+                    keyframe: frame_type == FrameType::IDR && !out.is_empty(),
+                })
             }
         }
     }
@@ -339,16 +387,31 @@ fn describe_decoding_state(state: i64) -> String {
         (0x2000, "initialisation expected"),
         (0x4000, "out of memory"),
     ];
-    let names: Vec<&str> = NAMES.iter().filter(|(bit, _)| state & bit != 0).map(|&(_, name)| name).collect();
-    if names.is_empty() { format!("decoding state {state:#x}") } else { format!("{} ({state:#x})", names.join(", ")) }
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(bit, _)| state & bit != 0)
+        .map(|&(_, name)| name)
+        .collect();
+    if names.is_empty() {
+        format!("decoding state {state:#x}")
+    } else {
+        format!("{} ({state:#x})", names.join(", "))
+    }
 }
 
 fn to_video_frame(yuv: &DecodedYUV<'_>) -> Result<VideoFrame> {
     let (width, height) = yuv.dimensions();
     let (w, h) = (width as u32, height as u32);
-    let resolution = Resolution::new(w, h).map_err(|_| CodecError::UnsupportedResolution { width: w, height: h })?;
+    let resolution = Resolution::new(w, h).map_err(|_| CodecError::UnsupportedResolution {
+        width: w,
+        height: h,
+    })?;
     let (sy, su, sv) = yuv.strides();
-    Ok(VideoFrame::copy_from_planes(resolution, [yuv.y(), yuv.u(), yuv.v()], [sy, su, sv])?)
+    Ok(VideoFrame::copy_from_planes(
+        resolution,
+        [yuv.y(), yuv.u(), yuv.v()],
+        [sy, su, sv],
+    )?)
 }
 
 /// H.264 decoder taking Annex B access units.
@@ -378,22 +441,31 @@ impl VideoDecoder for H264Decoder {
             return Ok(None);
         }
         if i32::try_from(data.len()).is_err() {
-            return Err(CodecError::InvalidBitstream { codec: CODEC, reason: format!("{} bytes is too large", data.len()) });
+            return Err(CodecError::InvalidBitstream {
+                codec: CODEC,
+                reason: format!("{} bytes is too large", data.len()),
+            });
         }
         match self.decoder.decode(data) {
             Ok(Some(yuv)) => to_video_frame(&yuv).map(Some),
             Ok(None) => Ok(None),
             // A frame still waiting for more slices is not an error.
             Err(e) if e.native_code() == 0x01 => Ok(None),
-            Err(e) => Err(CodecError::InvalidBitstream { codec: CODEC, reason: describe_decoding_state(e.native_code()) }),
+            Err(e) => Err(CodecError::InvalidBitstream {
+                codec: CODEC,
+                reason: describe_decoding_state(e.native_code()),
+            }),
         }
     }
 
     fn flush(&mut self) -> Result<Vec<VideoFrame>> {
-        let pictures = self
-            .decoder
-            .flush_remaining()
-            .map_err(|e| CodecError::InvalidBitstream { codec: CODEC, reason: describe_decoding_state(e.native_code()) })?;
+        let pictures =
+            self.decoder
+                .flush_remaining()
+                .map_err(|e| CodecError::InvalidBitstream {
+                    codec: CODEC,
+                    reason: describe_decoding_state(e.native_code()),
+                })?;
         pictures.iter().map(to_video_frame).collect()
     }
 }
@@ -416,21 +488,48 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_typed_errors() {
-        let zero = H264Config { bitrate_bps: 0, ..H264Config::default() };
-        assert!(matches!(H264Encoder::new(zero), Err(CodecError::Unsupported { .. })));
-        let fps = H264Config { max_frame_rate: f32::NAN, ..H264Config::default() };
-        assert!(matches!(H264Encoder::new(fps), Err(CodecError::Unsupported { .. })));
-        let big = H264Config { resolution: Some(Resolution::new(4096, 2160).unwrap()), ..H264Config::default() };
-        assert!(matches!(H264Encoder::new(big), Err(CodecError::UnsupportedResolution { .. })));
+        let zero = H264Config {
+            bitrate_bps: 0,
+            ..H264Config::default()
+        };
+        assert!(matches!(
+            H264Encoder::new(zero),
+            Err(CodecError::Unsupported { .. })
+        ));
+        let fps = H264Config {
+            max_frame_rate: f32::NAN,
+            ..H264Config::default()
+        };
+        assert!(matches!(
+            H264Encoder::new(fps),
+            Err(CodecError::Unsupported { .. })
+        ));
+        let big = H264Config {
+            resolution: Some(Resolution::new(4096, 2160).unwrap()),
+            ..H264Config::default()
+        };
+        assert!(matches!(
+            H264Encoder::new(big),
+            Err(CodecError::UnsupportedResolution { .. })
+        ));
 
         let mut encoder = H264Encoder::new(H264Config::default()).unwrap();
-        assert!(matches!(encoder.set_bitrate(0), Err(CodecError::Unsupported { .. })));
-        assert!(matches!(encoder.set_frame_rate(0.0), Err(CodecError::Unsupported { .. })));
+        assert!(matches!(
+            encoder.set_bitrate(0),
+            Err(CodecError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            encoder.set_frame_rate(0.0),
+            Err(CodecError::Unsupported { .. })
+        ));
         let mut out = Vec::new();
         let tiny = VideoFrame::black(Resolution::new(8, 8).unwrap());
         assert!(matches!(
             encoder.encode(&tiny, EncodeRequest::default(), &mut out),
-            Err(CodecError::UnsupportedResolution { width: 8, height: 8 })
+            Err(CodecError::UnsupportedResolution {
+                width: 8,
+                height: 8
+            })
         ));
     }
 
@@ -454,7 +553,9 @@ mod tests {
         let mut encoder = H264Encoder::new(H264Config::default()).unwrap();
         let mut decoder = H264Decoder::new().unwrap();
         let mut out = Vec::new();
-        let info = encoder.encode(&strided, EncodeRequest::default(), &mut out).unwrap();
+        let info = encoder
+            .encode(&strided, EncodeRequest::default(), &mut out)
+            .unwrap();
         assert!(info.keyframe && info.len == out.len() && info.len > 0);
         assert_eq!(&out[..4], &[0, 0, 0, 1], "Annex B start code");
         let decoded = decoder.decode(&out).unwrap().expect("picture");
@@ -469,19 +570,26 @@ mod tests {
         let mut encoder = H264Encoder::new(H264Config::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..5 {
-            encoder.encode(&gradient(res, i), EncodeRequest::default(), &mut out).unwrap();
+            encoder
+                .encode(&gradient(res, i), EncodeRequest::default(), &mut out)
+                .unwrap();
         }
         encoder.set_bitrate(2_000_000).unwrap();
         encoder.set_bitrate(100_000).unwrap();
         encoder.set_frame_rate(15.0).unwrap();
         assert_eq!(encoder.config().bitrate_bps, 100_000);
-        let info = encoder.encode(&gradient(res, 5), EncodeRequest::default(), &mut out).unwrap();
+        let info = encoder
+            .encode(&gradient(res, 5), EncodeRequest::default(), &mut out)
+            .unwrap();
         assert!(!info.keyframe);
     }
 
     #[test]
     fn decoding_state_names_bits() {
-        assert_eq!(describe_decoding_state(0x14), "bitstream error, no parameter sets (0x14)");
+        assert_eq!(
+            describe_decoding_state(0x14),
+            "bitstream error, no parameter sets (0x14)"
+        );
         assert_eq!(describe_decoding_state(0x100), "decoding state 0x100");
     }
 }

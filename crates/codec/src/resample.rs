@@ -24,7 +24,7 @@ use rubato::{
     Async, Fft, FixedAsync, FixedSync, SincInterpolationParameters, SincInterpolationType,
     WindowFunction,
 };
-use tincan_media::{Channels, Sample};
+use tincan_media::{AudioFormat, AudioFrame, Channels, Sample};
 
 /// Sample rates a [`Resampler`] converts between, in Hz.
 pub const SUPPORTED_RATES: [u32; 7] = [8_000, 12_000, 16_000, 24_000, 32_000, 44_100, 48_000];
@@ -77,7 +77,10 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 }
 
 fn engine_error(error: impl std::fmt::Display) -> CodecError {
-    CodecError::Library { codec: "resampler", reason: error.to_string() }
+    CodecError::Library {
+        codec: "resampler",
+        reason: error.to_string(),
+    }
 }
 
 impl Resampler {
@@ -86,10 +89,18 @@ impl Resampler {
     ///
     /// Rates outside [`SUPPORTED_RATES`], and frame sizes of 0 or above one second, are
     /// [`CodecError::Unsupported`].
-    pub fn new(from_rate: u32, to_rate: u32, channels: Channels, input_frame_samples: usize) -> Result<Self> {
+    pub fn new(
+        from_rate: u32,
+        to_rate: u32,
+        channels: Channels,
+        input_frame_samples: usize,
+    ) -> Result<Self> {
         for rate in [from_rate, to_rate] {
             if !SUPPORTED_RATES.contains(&rate) {
-                return Err(CodecError::Unsupported { parameter: "sample rate", value: format!("{rate} Hz") });
+                return Err(CodecError::Unsupported {
+                    parameter: "sample rate",
+                    value: format!("{rate} Hz"),
+                });
             }
         }
         if input_frame_samples == 0 || input_frame_samples > from_rate as usize {
@@ -100,7 +111,9 @@ impl Resampler {
         }
         let count = channels.count();
         let exact_block = (from_rate / gcd(from_rate, to_rate)) as usize;
-        let (kind, engine): (ResamplerKind, Option<Box<dyn rubato::Resampler<f32>>>) = if from_rate == to_rate {
+        let (kind, engine): (ResamplerKind, Option<Box<dyn rubato::Resampler<f32>>>) = if from_rate
+            == to_rate
+        {
             (ResamplerKind::Passthrough, None)
         } else if input_frame_samples % exact_block == 0 {
             // One sub-chunk: the FFT block is the whole frame, so each frame maps to
@@ -131,7 +144,9 @@ impl Resampler {
             .map_err(engine_error)?;
             (ResamplerKind::Sinc, Some(Box::new(sinc)))
         };
-        let output_frame_samples_max = engine.as_ref().map_or(input_frame_samples, |e| e.output_frames_max());
+        let output_frame_samples_max = engine
+            .as_ref()
+            .map_or(input_frame_samples, |e| e.output_frames_max());
         Ok(Self {
             from_rate,
             to_rate,
@@ -172,7 +187,9 @@ impl Resampler {
 
     /// Samples per channel the next call will produce.
     pub fn output_frame_samples_next(&self) -> usize {
-        self.engine.as_ref().map_or(self.input_frame_samples, |e| e.output_frames_next())
+        self.engine
+            .as_ref()
+            .map_or(self.input_frame_samples, |e| e.output_frames_next())
     }
 
     /// Which conversion runs.
@@ -180,10 +197,28 @@ impl Resampler {
         self.kind
     }
 
-    /// Delay the conversion adds, in output samples per channel: output sample
-    /// `n + output_delay()` corresponds to input time `n / to_rate`.
+    /// Delay the conversion adds, in whole output samples per channel (as rubato reports
+    /// it): output sample `n + output_delay()` corresponds to input time `n / to_rate`,
+    /// to within one sample. See [`output_delay_precise`](Self::output_delay_precise).
     pub fn output_delay(&self) -> usize {
         self.engine.as_ref().map_or(0, |e| e.output_delay())
+    }
+
+    /// The delay in output samples with its fraction, for sub-sample alignment.
+    ///
+    /// Exact for [`ResamplerKind::Fft`]: the anti-aliasing filter is centred on input
+    /// sample `frame / 2` (rounded down), i.e. `(frame / 2) * to / from` output samples —
+    /// 239.46 rather than 240 for 441-sample frames from 44.1 to 48 kHz. For
+    /// [`ResamplerKind::Sinc`] it is rubato's estimate, within about one sample.
+    pub fn output_delay_precise(&self) -> f64 {
+        match self.kind {
+            ResamplerKind::Passthrough => 0.0,
+            ResamplerKind::Fft => {
+                (self.input_frame_samples / 2) as f64 * f64::from(self.to_rate)
+                    / f64::from(self.from_rate)
+            }
+            ResamplerKind::Sinc => self.output_delay() as f64,
+        }
     }
 
     /// Forgets all history, as after a stream change.
@@ -212,7 +247,10 @@ impl Resampler {
         let count = self.channels.count();
         let needed = self.output_frame_samples_next() * count;
         if output.len() < needed {
-            return Err(CodecError::OutputTooSmall { got: output.len(), needed });
+            return Err(CodecError::OutputTooSmall {
+                got: output.len(),
+                needed,
+            });
         }
         run(self.engine.as_deref_mut(), count, input, output)
     }
@@ -240,11 +278,74 @@ impl Resampler {
         for (dst, &src) in self.input_scratch.iter_mut().zip(input) {
             *dst = src.to_f32();
         }
-        let written = run(self.engine.as_deref_mut(), count, &self.input_scratch, &mut self.output_scratch)?;
+        let written = run(
+            self.engine.as_deref_mut(),
+            count,
+            &self.input_scratch,
+            &mut self.output_scratch,
+        )?;
         output.clear();
-        output.extend(self.output_scratch[..written * count].iter().map(|&s| i16::from_f32(s)));
+        output.extend(
+            self.output_scratch[..written * count]
+                .iter()
+                .map(|&s| i16::from_f32(s)),
+        );
         Ok(written)
     }
+}
+
+/// Resamples a whole clip to `to_rate`, for files, tests and demos (it allocates).
+///
+/// The output lines up with the input (the resampler delay is trimmed) and holds
+/// `len * to_rate / from_rate` samples per channel, rounded to nearest. Internally the
+/// frame is chosen so that the FFT resampler's delay is a whole number of output samples
+/// (a multiple of twice the pair's exact block, at least 10 ms), so no half-sample shift
+/// remains. Unsupported rates are [`CodecError::Unsupported`].
+pub fn resample_all<S: Sample>(clip: &AudioFrame<S>, to_rate: u32) -> Result<AudioFrame<S>> {
+    let from_rate = clip.format().sample_rate();
+    let channels = clip.format().channels();
+    let format = AudioFormat::new(to_rate, channels)?;
+    for rate in [from_rate, to_rate] {
+        if !SUPPORTED_RATES.contains(&rate) {
+            return Err(CodecError::Unsupported {
+                parameter: "sample rate",
+                value: format!("{rate} Hz"),
+            });
+        }
+    }
+    if from_rate == to_rate {
+        return Ok(AudioFrame::from_samples(format, clip.samples().to_vec())?);
+    }
+    let count = channels.count();
+    let block = 2 * (from_rate / gcd(from_rate, to_rate)) as usize;
+    let frame = block * (from_rate as usize / 100).div_ceil(block);
+    let mut resampler = Resampler::new(from_rate, to_rate, channels, frame)?;
+    debug_assert_eq!(resampler.kind(), ResamplerKind::Fft);
+    let delay = resampler.output_delay_precise().round() as usize;
+    let input_len = clip.samples_per_channel() as u64;
+    let wanted = ((input_len * u64::from(to_rate) + u64::from(from_rate) / 2)
+        / u64::from(from_rate)) as usize;
+
+    let input: Vec<f32> = clip.samples().iter().map(|s| s.to_f32()).collect();
+    let mut output =
+        Vec::with_capacity((delay + wanted + resampler.output_frame_samples_max()) * count);
+    let mut chunk = vec![0.0f32; frame * count];
+    let mut piece = Vec::with_capacity(resampler.output_frame_samples_max() * count);
+    let mut offset = 0;
+    while output.len() < (delay + wanted) * count {
+        // Input, then silence to push the tail out through the delay.
+        let available = input.len().saturating_sub(offset).min(chunk.len());
+        chunk[..available].copy_from_slice(&input[offset..offset + available]);
+        chunk[available..].fill(0.0);
+        offset += available;
+        resampler.process(&chunk, &mut piece)?;
+        output.extend_from_slice(&piece);
+    }
+    let samples = output[delay * count..(delay + wanted) * count]
+        .iter()
+        .map(|&s| S::from_f32(s))
+        .collect();
+    Ok(AudioFrame::from_samples(format, samples)?)
 }
 
 /// One frame through `engine` (or a copy when there is none); `input` is exactly one
@@ -259,10 +360,14 @@ fn run(
         output[..input.len()].copy_from_slice(input);
         return Ok(input.len() / channels);
     };
-    let input = InterleavedSlice::new(input, channels, input.len() / channels).map_err(engine_error)?;
+    let input =
+        InterleavedSlice::new(input, channels, input.len() / channels).map_err(engine_error)?;
     let frames_out = output.len() / channels;
-    let mut output = InterleavedSlice::new_mut(output, channels, frames_out).map_err(engine_error)?;
-    let (_, written) = engine.process_into_buffer(&input, &mut output, None).map_err(engine_error)?;
+    let mut output =
+        InterleavedSlice::new_mut(output, channels, frames_out).map_err(engine_error)?;
+    let (_, written) = engine
+        .process_into_buffer(&input, &mut output, None)
+        .map_err(engine_error)?;
     Ok(written)
 }
 
@@ -274,28 +379,80 @@ mod tests {
     fn unsupported_parameters_are_typed_errors() {
         assert!(matches!(
             Resampler::new(11_025, 48_000, Channels::Mono, 110),
-            Err(CodecError::Unsupported { parameter: "sample rate", .. })
+            Err(CodecError::Unsupported {
+                parameter: "sample rate",
+                ..
+            })
         ));
-        assert!(matches!(Resampler::new(48_000, 96_000, Channels::Mono, 480), Err(CodecError::Unsupported { .. })));
-        assert!(matches!(Resampler::new(48_000, 16_000, Channels::Mono, 0), Err(CodecError::Unsupported { .. })));
+        assert!(matches!(
+            Resampler::new(48_000, 96_000, Channels::Mono, 480),
+            Err(CodecError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            Resampler::new(48_000, 16_000, Channels::Mono, 0),
+            Err(CodecError::Unsupported { .. })
+        ));
         let mut r = Resampler::new(48_000, 16_000, Channels::Stereo, 480).unwrap();
         let mut out = Vec::new();
         assert!(matches!(
             r.process(&[0.0; 480], &mut out),
-            Err(CodecError::WrongFrameSize { got: 480, expected: 960 })
+            Err(CodecError::WrongFrameSize {
+                got: 480,
+                expected: 960
+            })
         ));
-        assert!(matches!(r.process_into(&[0.0; 960], &mut [0.0; 10]), Err(CodecError::OutputTooSmall { .. })));
+        assert!(matches!(
+            r.process_into(&[0.0; 960], &mut [0.0; 10]),
+            Err(CodecError::OutputTooSmall { .. })
+        ));
     }
 
     #[test]
     fn picks_fft_for_exact_frames_and_sinc_otherwise() {
         let r = Resampler::new(44_100, 48_000, Channels::Mono, 441).unwrap();
-        assert_eq!((r.kind(), r.output_frame_samples_next(), r.output_frame_samples_max()), (ResamplerKind::Fft, 480, 480));
+        assert_eq!(
+            (
+                r.kind(),
+                r.output_frame_samples_next(),
+                r.output_frame_samples_max()
+            ),
+            (ResamplerKind::Fft, 480, 480)
+        );
         assert_eq!(r.output_delay(), 240);
+        assert!((r.output_delay_precise() - 239.456).abs() < 0.001);
         let r = Resampler::new(44_100, 48_000, Channels::Mono, 256).unwrap();
         assert_eq!(r.kind(), ResamplerKind::Sinc);
         let r = Resampler::new(48_000, 48_000, Channels::Stereo, 480).unwrap();
-        assert_eq!((r.kind(), r.output_delay()), (ResamplerKind::Passthrough, 0));
+        assert_eq!(
+            (r.kind(), r.output_delay()),
+            (ResamplerKind::Passthrough, 0)
+        );
+    }
+
+    #[test]
+    fn resample_all_trims_the_delay_and_keeps_the_length() {
+        let format = AudioFormat::new(44_100, Channels::Stereo).unwrap();
+        let samples: Vec<f32> = (0..4410)
+            .flat_map(|n| [(n as f32 * 0.1).sin() * 0.5, 0.0])
+            .collect();
+        let clip = AudioFrame::from_samples(format, samples).unwrap();
+        let out = resample_all(&clip, 48_000).unwrap();
+        assert_eq!(out.samples_per_channel(), 4800);
+        assert_eq!(out.format().sample_rate(), 48_000);
+        let back = resample_all(&out, 44_100).unwrap();
+        assert_eq!(back.samples_per_channel(), 4410);
+        // Away from the edges the round trip returns the input.
+        for n in 500..3900 {
+            assert!(
+                (back.samples()[2 * n] - clip.samples()[2 * n]).abs() < 1e-3,
+                "sample {n}"
+            );
+        }
+        let odd = AudioFrame::<i16>::silence(AudioFormat::new(11_025, Channels::Mono).unwrap(), 10);
+        assert!(matches!(
+            resample_all(&odd, 48_000),
+            Err(CodecError::Unsupported { .. })
+        ));
     }
 
     #[test]

@@ -54,7 +54,12 @@ pub trait VideoEncoder: Send {
     /// Encodes one frame into `out` (cleared first; its allocation is kept).
     /// The frame's resolution may differ from the previous one: the encoder reconfigures
     /// and starts with a keyframe.
-    fn encode(&mut self, frame: &VideoFrame, request: EncodeRequest, out: &mut Vec<u8>) -> Result<EncodedInfo>;
+    fn encode(
+        &mut self,
+        frame: &VideoFrame,
+        request: EncodeRequest,
+        out: &mut Vec<u8>,
+    ) -> Result<EncodedInfo>;
     /// Sets the target bitrate in bits per second.
     fn set_bitrate(&mut self, bits_per_second: u32) -> Result<()>;
     /// Sets the target frame rate.

@@ -47,10 +47,13 @@ impl FrameDuration {
 
     /// From milliseconds; only 10, 20, 40 and 60 are supported.
     pub fn from_millis(millis: u32) -> Result<Self> {
-        Self::ALL.into_iter().find(|d| d.millis() == millis).ok_or_else(|| CodecError::Unsupported {
-            parameter: "frame duration",
-            value: format!("{millis} ms"),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|d| d.millis() == millis)
+            .ok_or_else(|| CodecError::Unsupported {
+                parameter: "frame duration",
+                value: format!("{millis} ms"),
+            })
     }
 }
 
@@ -58,10 +61,13 @@ impl TryFrom<Duration> for FrameDuration {
     type Error = CodecError;
 
     fn try_from(duration: Duration) -> Result<Self> {
-        Self::ALL.into_iter().find(|d| d.duration() == duration).ok_or_else(|| CodecError::Unsupported {
-            parameter: "frame duration",
-            value: format!("{duration:?}"),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|d| d.duration() == duration)
+            .ok_or_else(|| CodecError::Unsupported {
+                parameter: "frame duration",
+                value: format!("{duration:?}"),
+            })
     }
 }
 
@@ -157,8 +163,9 @@ pub struct OpusConfig {
     /// Expected packet loss, 0 to 100 %. Drives how much FEC and DRED the encoder spends
     /// bits on; **0 turns both off**. Default 0.
     pub packet_loss_percent: u8,
-    /// Discontinuous transmission: during silence send a 1-2 byte packet only every
-    /// 400 ms (and nothing, i.e. a packet of at most 2 bytes, otherwise). Default off.
+    /// Discontinuous transmission: after about 200 ms of silence the encoder emits
+    /// 1-byte packets (which need not be sent; the receiver conceals or generates comfort
+    /// noise) with a real comfort-noise update every 400 ms. Default off.
     pub dtx: bool,
     /// Deep REDundancy: how much past audio each packet can carry, as a multiple of
     /// 10 ms up to [`MAX_DRED_DURATION`]; zero turns DRED off. Default zero.
@@ -273,7 +280,10 @@ pub(crate) fn check_bitrate(bitrate: u32) -> Result<()> {
     if BITRATE_RANGE.contains(&bitrate) {
         Ok(())
     } else {
-        Err(CodecError::Unsupported { parameter: "bitrate", value: format!("{bitrate} bps") })
+        Err(CodecError::Unsupported {
+            parameter: "bitrate",
+            value: format!("{bitrate} bps"),
+        })
     }
 }
 
@@ -281,7 +291,10 @@ pub(crate) fn check_complexity(complexity: u8) -> Result<()> {
     if complexity <= 10 {
         Ok(())
     } else {
-        Err(CodecError::Unsupported { parameter: "complexity", value: complexity.to_string() })
+        Err(CodecError::Unsupported {
+            parameter: "complexity",
+            value: complexity.to_string(),
+        })
     }
 }
 
@@ -289,7 +302,10 @@ pub(crate) fn check_loss(percent: u8) -> Result<()> {
     if percent <= 100 {
         Ok(())
     } else {
-        Err(CodecError::Unsupported { parameter: "packet loss percent", value: percent.to_string() })
+        Err(CodecError::Unsupported {
+            parameter: "packet loss percent",
+            value: percent.to_string(),
+        })
     }
 }
 
@@ -335,19 +351,49 @@ mod tests {
 
     #[test]
     fn validation_names_the_bad_parameter() {
-        unsupported(OpusConfig::new(44_100, Channels::Mono).validate(), "sample rate");
-        unsupported(OpusConfig::default().with_complexity(11).validate(), "complexity");
-        unsupported(OpusConfig::default().with_bitrate(5_999).validate(), "bitrate");
-        unsupported(OpusConfig::default().with_bitrate(510_001).validate(), "bitrate");
-        unsupported(OpusConfig::default().with_packet_loss_percent(101).validate(), "packet loss percent");
         unsupported(
-            OpusConfig::default().with_dred_duration(Duration::from_millis(1010)).validate(),
+            OpusConfig::new(44_100, Channels::Mono).validate(),
+            "sample rate",
+        );
+        unsupported(
+            OpusConfig::default().with_complexity(11).validate(),
+            "complexity",
+        );
+        unsupported(
+            OpusConfig::default().with_bitrate(5_999).validate(),
+            "bitrate",
+        );
+        unsupported(
+            OpusConfig::default().with_bitrate(510_001).validate(),
+            "bitrate",
+        );
+        unsupported(
+            OpusConfig::default()
+                .with_packet_loss_percent(101)
+                .validate(),
+            "packet loss percent",
+        );
+        unsupported(
+            OpusConfig::default()
+                .with_dred_duration(Duration::from_millis(1010))
+                .validate(),
             "DRED duration",
         );
-        unsupported(OpusConfig::default().with_dred_duration(Duration::from_millis(15)).validate(), "DRED duration");
-        assert!(matches!(FrameDuration::from_millis(25), Err(CodecError::Unsupported { .. })));
+        unsupported(
+            OpusConfig::default()
+                .with_dred_duration(Duration::from_millis(15))
+                .validate(),
+            "DRED duration",
+        );
+        assert!(matches!(
+            FrameDuration::from_millis(25),
+            Err(CodecError::Unsupported { .. })
+        ));
         assert!(FrameDuration::try_from(Duration::from_micros(2500)).is_err());
-        assert_eq!(FrameDuration::try_from(Duration::from_millis(40)).unwrap(), FrameDuration::Ms40);
+        assert_eq!(
+            FrameDuration::try_from(Duration::from_millis(40)).unwrap(),
+            FrameDuration::Ms40
+        );
         assert_eq!(dred_units(Duration::from_secs(1)).unwrap(), 100);
         assert_eq!(FrameDuration::Ms60.samples(16_000), 960);
         for rate in [8_000, 12_000, 16_000, 24_000, 48_000] {

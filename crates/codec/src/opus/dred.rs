@@ -6,6 +6,10 @@ use opusic_sys as ffi;
 use std::ffi::c_int;
 use std::ptr::NonNull;
 
+/// How far before a packet its DRED can start (libopus codes the offset in 2.5 ms units,
+/// up to 16 of them).
+const DRED_OFFSET_MARGIN_MS: usize = 40;
+
 /// How much lost audio one packet's DRED can rebuild, from [`DredDecoder::parse`].
 ///
 /// Positions count in samples per channel *before* the first sample of the parsed
@@ -17,9 +21,9 @@ use std::ptr::NonNull;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DredParse {
     /// How far back the DRED reaches: the return value of `opus_dred_parse`, the offset
-    /// of the oldest sample it can rebuild. 0 when the packet carries no DRED. It comes
-    /// in steps of 40 ms (one DRED latent) minus the DRED's own offset, and never
-    /// exceeds what was asked of `parse` by more than one step.
+    /// of the oldest sample it can rebuild. 0 when the packet carries no DRED. It grows
+    /// in steps of 40 ms (one DRED latent), limited by what the encoder put in the packet
+    /// and by how much history [`DredDecoder::parse`] was asked for.
     pub available_samples: usize,
     /// How close to the packet the DRED reaches (usually 0).
     pub end_samples: usize,
@@ -41,7 +45,9 @@ impl DredParse {
 
     /// Whether the whole stretch lies within the covered range.
     pub fn covers(&self, offset: usize, samples: usize) -> bool {
-        !self.is_empty() && offset <= self.available_samples && offset.saturating_sub(samples) >= self.end_samples
+        !self.is_empty()
+            && offset <= self.available_samples
+            && offset.saturating_sub(samples) >= self.end_samples
     }
 }
 
@@ -116,7 +122,12 @@ impl DredDecoder {
             let size = usize::try_from(ffi::opus_dred_get_size()).unwrap_or(0);
             std::ptr::write_bytes(dred.as_ptr().cast::<u8>(), 0, size);
         }
-        Ok(Self { decoder, dred, sample_rate, parsed: None })
+        Ok(Self {
+            decoder,
+            dred,
+            sample_rate,
+            parsed: None,
+        })
     }
 
     /// The rate sample counts are at.
@@ -133,16 +144,23 @@ impl DredDecoder {
         self.dred.as_ptr()
     }
 
-    /// Parses `packet`'s DRED (`opus_dred_parse` with processing done at once),
-    /// decoding only as much history as `max_samples` (samples per channel at this rate,
-    /// e.g. the length of the gap; capped at 1 s) needs, and returns what it covers.
+    /// Parses `packet`'s DRED (`opus_dred_parse`, processing done at once) and returns
+    /// what it covers.
+    ///
+    /// `needed_samples` (per channel at this rate, e.g. the length of the gap before the
+    /// packet; at most 1 s counts) limits how much history is decoded, to save CPU. The
+    /// DRED itself starts up to 40 ms before the packet's first sample, so libopus is
+    /// asked for `needed_samples` plus 40 ms: that way `available_samples` reaches
+    /// `needed_samples` whenever the packet's DRED reaches that far.
     ///
     /// A packet without DRED gives an empty [`DredParse`]; a malformed one an error.
     /// Either way the previous parse is forgotten.
-    pub fn parse(&mut self, packet: &[u8], max_samples: usize) -> Result<DredParse> {
+    pub fn parse(&mut self, packet: &[u8], needed_samples: usize) -> Result<DredParse> {
         self.parsed = None;
         let len = packet_len(packet)?;
-        let max = i32::try_from(max_samples.min(self.sample_rate as usize)).unwrap_or(0);
+        let rate = self.sample_rate as usize;
+        let ask = needed_samples.min(rate) + rate * DRED_OFFSET_MARGIN_MS / 1000;
+        let max = i32::try_from(ask).unwrap_or(i32::MAX);
         let mut end: c_int = 0;
         // SAFETY: both states are live and owned by `self` (exclusively borrowed);
         // `packet` is `len` readable bytes; `end` is a live c_int for libopus to write.
@@ -181,7 +199,10 @@ mod tests {
 
     #[test]
     fn coverage_arithmetic() {
-        let p = DredParse { available_samples: 4800, end_samples: 0 };
+        let p = DredParse {
+            available_samples: 4800,
+            end_samples: 0,
+        };
         assert!(p.covers(960, 960));
         assert!(p.covers(4800, 960));
         assert!(!p.covers(4801, 960));
@@ -189,7 +210,10 @@ mod tests {
         assert!(!p.overlaps(5760, 960));
         let empty = DredParse::default();
         assert!(empty.is_empty() && !empty.overlaps(960, 960) && !empty.covers(960, 960));
-        let late = DredParse { available_samples: 4800, end_samples: 480 };
+        let late = DredParse {
+            available_samples: 4800,
+            end_samples: 480,
+        };
         assert!(!late.covers(960, 960));
         assert!(late.overlaps(960, 960));
         assert!(!late.overlaps(480, 480));

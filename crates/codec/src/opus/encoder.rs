@@ -52,7 +52,12 @@ impl OpusEncoder {
         // SAFETY: rate, channel count and application are valid (checked above); `error`
         // is a live c_int for libopus to write.
         let raw = unsafe {
-            ffi::opus_encoder_create(config.sample_rate as i32, channels as c_int, config.application.raw(), &mut error)
+            ffi::opus_encoder_create(
+                config.sample_rate as i32,
+                channels as c_int,
+                config.application.raw(),
+                &mut error,
+            )
         };
         let raw = match NonNull::new(raw) {
             Some(raw) if error == ffi::OPUS_OK => raw,
@@ -76,7 +81,13 @@ impl OpusEncoder {
         encoder.set_max_bandwidth(config.max_bandwidth)?;
         let mut lookahead: i32 = 0;
         // SAFETY: GET_LOOKAHEAD writes one opus_int32 through the pointer, which is live.
-        let ret = unsafe { ffi::opus_encoder_ctl(raw.as_ptr(), ffi::OPUS_GET_LOOKAHEAD_REQUEST, &mut lookahead as *mut i32) };
+        let ret = unsafe {
+            ffi::opus_encoder_ctl(
+                raw.as_ptr(),
+                ffi::OPUS_GET_LOOKAHEAD_REQUEST,
+                &mut lookahead as *mut i32,
+            )
+        };
         if ret != ffi::OPUS_OK {
             return Err(map_error(ret, "OPUS_GET_LOOKAHEAD", false, (0, 0)));
         }
@@ -89,7 +100,11 @@ impl OpusEncoder {
         // SAFETY: `raw` is a live encoder; every SET request used here reads exactly one
         // opus_int32 vararg, which we pass.
         let ret = unsafe { ffi::opus_encoder_ctl(self.raw.as_ptr(), request, value) };
-        if ret == ffi::OPUS_OK { Ok(()) } else { Err(map_error(ret, name, false, (0, 0))) }
+        if ret == ffi::OPUS_OK {
+            Ok(())
+        } else {
+            Err(map_error(ret, name, false, (0, 0)))
+        }
     }
 
     /// Runs a GET CTL returning one `opus_int32`.
@@ -98,8 +113,13 @@ impl OpusEncoder {
         // SAFETY: `raw` is a live encoder; every GET request used here writes exactly one
         // opus_int32 through the pointer, which points to a live local. GET requests do
         // not modify the state, and the type is !Sync, so no other call runs meanwhile.
-        let ret = unsafe { ffi::opus_encoder_ctl(self.raw.as_ptr(), request, &mut value as *mut i32) };
-        if ret == ffi::OPUS_OK { Ok(value) } else { Err(map_error(ret, name, false, (0, 0))) }
+        let ret =
+            unsafe { ffi::opus_encoder_ctl(self.raw.as_ptr(), request, &mut value as *mut i32) };
+        if ret == ffi::OPUS_OK {
+            Ok(value)
+        } else {
+            Err(map_error(ret, name, false, (0, 0)))
+        }
     }
 
     /// The current settings (what was configured, with every setter applied since).
@@ -110,14 +130,22 @@ impl OpusEncoder {
     /// Sets the encoder complexity, 0 (cheapest) to 10 (best).
     pub fn set_complexity(&mut self, complexity: u8) -> Result<()> {
         check_complexity(complexity)?;
-        self.set_ctl(ffi::OPUS_SET_COMPLEXITY_REQUEST, i32::from(complexity), "OPUS_SET_COMPLEXITY")?;
+        self.set_ctl(
+            ffi::OPUS_SET_COMPLEXITY_REQUEST,
+            i32::from(complexity),
+            "OPUS_SET_COMPLEXITY",
+        )?;
         self.config.complexity = complexity;
         Ok(())
     }
 
     /// Turns in-band FEC on or off (effective only with a loss percentage above 0).
     pub fn set_inband_fec(&mut self, on: bool) -> Result<()> {
-        self.set_ctl(ffi::OPUS_SET_INBAND_FEC_REQUEST, i32::from(on), "OPUS_SET_INBAND_FEC")?;
+        self.set_ctl(
+            ffi::OPUS_SET_INBAND_FEC_REQUEST,
+            i32::from(on),
+            "OPUS_SET_INBAND_FEC",
+        )?;
         self.config.inband_fec = on;
         Ok(())
     }
@@ -125,7 +153,11 @@ impl OpusEncoder {
     /// Sets the expected packet loss, 0-100 %. 0 stops both FEC and DRED output.
     pub fn set_packet_loss_percent(&mut self, percent: u8) -> Result<()> {
         check_loss(percent)?;
-        self.set_ctl(ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST, i32::from(percent), "OPUS_SET_PACKET_LOSS_PERC")?;
+        self.set_ctl(
+            ffi::OPUS_SET_PACKET_LOSS_PERC_REQUEST,
+            i32::from(percent),
+            "OPUS_SET_PACKET_LOSS_PERC",
+        )?;
         self.config.packet_loss_percent = percent;
         Ok(())
     }
@@ -142,7 +174,11 @@ impl OpusEncoder {
     /// the packet loss percentage is 0, and this setter leaves that percentage alone.
     pub fn set_dred_duration(&mut self, duration: Duration) -> Result<()> {
         let units = dred_units(duration)?;
-        self.set_ctl(ffi::OPUS_SET_DRED_DURATION_REQUEST, units, "OPUS_SET_DRED_DURATION")?;
+        self.set_ctl(
+            ffi::OPUS_SET_DRED_DURATION_REQUEST,
+            units,
+            "OPUS_SET_DRED_DURATION",
+        )?;
         self.config.dred_duration = duration;
         Ok(())
     }
@@ -150,7 +186,11 @@ impl OpusEncoder {
     /// Caps the coded bandwidth (`None`: the encoder chooses).
     pub fn set_max_bandwidth(&mut self, bandwidth: Option<Bandwidth>) -> Result<()> {
         let raw = bandwidth.map_or(ffi::OPUS_BANDWIDTH_FULLBAND, Bandwidth::raw);
-        self.set_ctl(ffi::OPUS_SET_MAX_BANDWIDTH_REQUEST, raw, "OPUS_SET_MAX_BANDWIDTH")?;
+        self.set_ctl(
+            ffi::OPUS_SET_MAX_BANDWIDTH_REQUEST,
+            raw,
+            "OPUS_SET_MAX_BANDWIDTH",
+        )?;
         self.config.max_bandwidth = bandwidth;
         Ok(())
     }
@@ -165,33 +205,49 @@ impl OpusEncoder {
     /// Whether the last frames were silence and the encoder is in DTX (sending packets
     /// of at most 2 bytes). Always `false` with DTX off.
     pub fn in_dtx(&self) -> bool {
-        self.get_ctl(ffi::OPUS_GET_IN_DTX_REQUEST, "OPUS_GET_IN_DTX").is_ok_and(|v| v != 0)
+        self.get_ctl(ffi::OPUS_GET_IN_DTX_REQUEST, "OPUS_GET_IN_DTX")
+            .is_ok_and(|v| v != 0)
     }
 
     /// Bytes a packet buffer needs at least: one frame's share of the target bitrate,
     /// and never less than 3.
     pub fn min_packet_bytes(&self) -> usize {
-        let bits = u64::from(self.config.bitrate) * self.frame_samples as u64 / u64::from(self.config.sample_rate);
+        let bits = u64::from(self.config.bitrate) * self.frame_samples as u64
+            / u64::from(self.config.sample_rate);
         (bits.div_ceil(8) as usize).max(3)
     }
 
     fn check_buffers(&self, input: usize, packet: &[u8]) -> Result<i32> {
         let expected = self.frame_samples * self.config.channels.count();
         if input != expected {
-            return Err(CodecError::WrongFrameSize { got: input, expected });
+            return Err(CodecError::WrongFrameSize {
+                got: input,
+                expected,
+            });
         }
         let needed = self.min_packet_bytes();
         if packet.len() < needed {
-            return Err(CodecError::OutputTooSmall { got: packet.len(), needed });
+            return Err(CodecError::OutputTooSmall {
+                got: packet.len(),
+                needed,
+            });
         }
         Ok(i32::try_from(packet.len()).unwrap_or(i32::MAX))
     }
 
     fn finish(&self, ret: i32, packet: &[u8]) -> Result<usize> {
         if ret < 0 {
-            return Err(map_error(ret, "opus_encode", false, (packet.len(), self.min_packet_bytes())));
+            return Err(map_error(
+                ret,
+                "opus_encode",
+                false,
+                (packet.len(), self.min_packet_bytes()),
+            ));
         }
-        usize::try_from(ret).map_err(|_| CodecError::Library { codec: CODEC, reason: format!("opus_encode returned {ret}") })
+        usize::try_from(ret).map_err(|_| CodecError::Library {
+            codec: CODEC,
+            reason: format!("opus_encode returned {ret}"),
+        })
     }
 
     /// Encodes one frame of `f32` samples (full scale ±1.0) into `packet`, returning the
@@ -232,7 +288,13 @@ impl AudioEncoder for OpusEncoder {
         // (checked), what libopus reads for this frame size; `packet` is writable for
         // `max_bytes` <= packet.len() bytes.
         let ret = unsafe {
-            ffi::opus_encode(self.raw.as_ptr(), pcm.as_ptr(), self.frame_samples as c_int, packet.as_mut_ptr(), max_bytes)
+            ffi::opus_encode(
+                self.raw.as_ptr(),
+                pcm.as_ptr(),
+                self.frame_samples as c_int,
+                packet.as_mut_ptr(),
+                max_bytes,
+            )
         };
         self.finish(ret, packet)
     }
@@ -240,7 +302,11 @@ impl AudioEncoder for OpusEncoder {
     /// Sets the target bitrate, within [`BITRATE_RANGE`](super::BITRATE_RANGE).
     fn set_bitrate(&mut self, bits_per_second: u32) -> Result<()> {
         check_bitrate(bits_per_second)?;
-        self.set_ctl(ffi::OPUS_SET_BITRATE_REQUEST, bits_per_second as i32, "OPUS_SET_BITRATE")?;
+        self.set_ctl(
+            ffi::OPUS_SET_BITRATE_REQUEST,
+            bits_per_second as i32,
+            "OPUS_SET_BITRATE",
+        )?;
         self.config.bitrate = bits_per_second;
         Ok(())
     }
@@ -248,5 +314,84 @@ impl AudioEncoder for OpusEncoder {
     /// The encoder lookahead: Opus decoders add no delay of their own beyond it.
     fn delay_samples(&self) -> usize {
         self.lookahead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opus::{Application, FrameDuration};
+    use tincan_media::Channels;
+
+    #[test]
+    fn lookahead_depends_on_application_and_rate() {
+        for (rate, app, expected) in [
+            (48_000, Application::Voip, 312),
+            (48_000, Application::Audio, 312),
+            (48_000, Application::LowDelay, 120),
+            (16_000, Application::Voip, 104),
+            (8_000, Application::Voip, 52),
+        ] {
+            let encoder =
+                OpusEncoder::new(&OpusConfig::new(rate, Channels::Mono).with_application(app))
+                    .unwrap();
+            assert_eq!(encoder.lookahead_samples(), expected, "{rate} {app:?}");
+        }
+    }
+
+    #[test]
+    fn setters_update_the_config() {
+        let config =
+            OpusConfig::new(24_000, Channels::Stereo).with_frame_duration(FrameDuration::Ms60);
+        let mut encoder = OpusEncoder::new(&config).unwrap();
+        assert_eq!(encoder.frame_samples(), 1440);
+        assert_eq!(encoder.format().channels(), Channels::Stereo);
+        encoder.set_bitrate(64_000).unwrap();
+        encoder.set_complexity(3).unwrap();
+        encoder.set_inband_fec(true).unwrap();
+        encoder.set_packet_loss_percent(15).unwrap();
+        encoder.set_dtx(true).unwrap();
+        encoder
+            .set_dred_duration(Duration::from_millis(300))
+            .unwrap();
+        encoder
+            .set_max_bandwidth(Some(Bandwidth::Wideband))
+            .unwrap();
+        let c = encoder.config();
+        assert_eq!(
+            (c.bitrate, c.complexity, c.packet_loss_percent),
+            (64_000, 3, 15)
+        );
+        assert!(c.inband_fec && c.dtx);
+        assert_eq!(c.dred_duration, Duration::from_millis(300));
+        assert_eq!(c.max_bandwidth, Some(Bandwidth::Wideband));
+        // 64 kbps × 60 ms = 480 bytes.
+        assert_eq!(encoder.min_packet_bytes(), 480);
+        // A failed setter leaves the setting alone.
+        assert!(encoder.set_bitrate(5).is_err());
+        assert_eq!(encoder.config().bitrate, 64_000);
+        let mut packet = [0u8; 4000];
+        let n = encoder.encode(&[0i16; 2880], &mut packet).unwrap();
+        assert!(n > 0);
+    }
+
+    #[test]
+    fn max_bandwidth_limits_the_coded_bandwidth() {
+        let config = OpusConfig::new(48_000, Channels::Mono)
+            .with_bitrate(64_000)
+            .with_max_bandwidth(Some(Bandwidth::Narrowband));
+        let mut encoder = OpusEncoder::new(&config).unwrap();
+        let mut packet = [0u8; 4000];
+        // A loud chirp, which would otherwise be coded fullband.
+        let pcm: Vec<i16> = (0..960)
+            .map(|i| ((i as f32 * i as f32 * 0.0005).sin() * 12_000.0) as i16)
+            .collect();
+        for _ in 0..10 {
+            let n = encoder.encode(&pcm, &mut packet).unwrap();
+            assert_eq!(
+                crate::opus::packet_bandwidth(&packet[..n]).unwrap(),
+                Bandwidth::Narrowband
+            );
+        }
     }
 }

@@ -23,7 +23,7 @@
 //! When frames `k..k+n` are lost and packet `P` arrives, a jitter buffer calls
 //! [`OpusDecoder::recover_with_dred`] with `P`: it parses `P`'s DRED once, rebuilds each
 //! lost frame (oldest first) from in-band FEC (the newest one only), from DRED (when the
-//! frame lies within what `P`'s DRED covers) or with PLC, and then the caller decodes `P`
+//! frame overlaps what `P`'s DRED covers) or with PLC, and then the caller decodes `P`
 //! itself with [`AudioDecoder::decode`](crate::AudioDecoder::decode).
 //!
 //! No function here panics on any input: corrupt, empty, truncated or huge packets and
@@ -34,7 +34,9 @@ mod decoder;
 mod dred;
 mod encoder;
 
-pub use config::{Application, BITRATE_RANGE, Bandwidth, FrameDuration, MAX_DRED_DURATION, OpusConfig};
+pub use config::{
+    Application, BITRATE_RANGE, Bandwidth, FrameDuration, MAX_DRED_DURATION, OpusConfig,
+};
 pub use decoder::{FecDecode, OpusDecoder};
 pub use dred::{DredDecoder, DredParse, RecoveryReport};
 pub use encoder::OpusEncoder;
@@ -66,7 +68,10 @@ pub(crate) fn check_sample_rate(sample_rate: u32) -> Result<()> {
     if SAMPLE_RATES.contains(&sample_rate) {
         Ok(())
     } else {
-        Err(CodecError::Unsupported { parameter: "sample rate", value: format!("{sample_rate} Hz") })
+        Err(CodecError::Unsupported {
+            parameter: "sample rate",
+            value: format!("{sample_rate} Hz"),
+        })
     }
 }
 
@@ -84,20 +89,40 @@ pub(crate) fn strerror(code: c_int) -> &'static str {
 /// says a buffer is too small. Packet-level failures (`OPUS_INVALID_PACKET`, and
 /// `OPUS_INTERNAL_ERROR` while decoding, which libopus returns for undecodable frames)
 /// become [`CodecError::InvalidBitstream`].
-pub(crate) fn map_error(code: c_int, op: &'static str, decoding: bool, space: (usize, usize)) -> CodecError {
+pub(crate) fn map_error(
+    code: c_int,
+    op: &'static str,
+    decoding: bool,
+    space: (usize, usize),
+) -> CodecError {
     let reason = format!("{op}: {}", strerror(code));
     match code {
-        ffi::OPUS_BUFFER_TOO_SMALL => CodecError::OutputTooSmall { got: space.0, needed: space.1 },
-        ffi::OPUS_INVALID_PACKET => CodecError::InvalidBitstream { codec: CODEC, reason },
-        ffi::OPUS_INTERNAL_ERROR if decoding => CodecError::InvalidBitstream { codec: CODEC, reason },
-        _ => CodecError::Library { codec: CODEC, reason },
+        ffi::OPUS_BUFFER_TOO_SMALL => CodecError::OutputTooSmall {
+            got: space.0,
+            needed: space.1,
+        },
+        ffi::OPUS_INVALID_PACKET => CodecError::InvalidBitstream {
+            codec: CODEC,
+            reason,
+        },
+        ffi::OPUS_INTERNAL_ERROR if decoding => CodecError::InvalidBitstream {
+            codec: CODEC,
+            reason,
+        },
+        _ => CodecError::Library {
+            codec: CODEC,
+            reason,
+        },
     }
 }
 
 /// A packet's length as libopus's `opus_int32`, rejecting empty and oversized packets.
 pub(crate) fn packet_len(packet: &[u8]) -> Result<i32> {
     if packet.is_empty() {
-        return Err(CodecError::InvalidBitstream { codec: CODEC, reason: "empty packet".into() });
+        return Err(CodecError::InvalidBitstream {
+            codec: CODEC,
+            reason: "empty packet".into(),
+        });
     }
     i32::try_from(packet.len()).map_err(|_| CodecError::InvalidBitstream {
         codec: CODEC,
@@ -108,9 +133,15 @@ pub(crate) fn packet_len(packet: &[u8]) -> Result<i32> {
 fn from_opus_error(error: ::opus::Error) -> CodecError {
     match error.code() {
         ::opus::ErrorCode::InvalidPacket | ::opus::ErrorCode::BadArg => {
-            CodecError::InvalidBitstream { codec: CODEC, reason: error.to_string() }
+            CodecError::InvalidBitstream {
+                codec: CODEC,
+                reason: error.to_string(),
+            }
         }
-        _ => CodecError::Library { codec: CODEC, reason: error.to_string() },
+        _ => CodecError::Library {
+            codec: CODEC,
+            reason: error.to_string(),
+        },
     }
 }
 
@@ -148,7 +179,9 @@ pub fn packet_bandwidth(packet: &[u8]) -> Result<Bandwidth> {
 /// Whether a packet carries in-band FEC (SILK LBRR) data for the packet before it.
 /// `false` for CELT-only, empty and malformed packets.
 pub fn packet_has_fec(packet: &[u8]) -> bool {
-    let Ok(len) = packet_len(packet) else { return false };
+    let Ok(len) = packet_len(packet) else {
+        return false;
+    };
     // SAFETY: `packet` is a live slice of `len` (> 0) bytes; opus_packet_has_lbrr reads the
     // TOC byte and then parses at most `len` bytes.
     unsafe { ffi::opus_packet_has_lbrr(packet.as_ptr(), len) == 1 }
