@@ -12,7 +12,7 @@ use tincan::codec::resample::{Resampler, resample_all};
 use tincan::codec::{AudioDecoder, AudioEncoder, EncodeRequest, VideoDecoder, VideoEncoder};
 use tincan::media::ivf::IvfReader;
 use tincan::media::source::TestPattern;
-use tincan::media::{AudioFrame, Channels, Resolution, wav};
+use tincan::media::{AudioFrame, Channels, Resolution, VideoFrame, wav};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const FRAME_48K: usize = 960;
@@ -186,15 +186,18 @@ fn h264(c: &mut Criterion) {
             })
             .collect();
         let mut decoder = H264Decoder::new().expect("decoder");
+        let mut picture = VideoFrame::black(resolution);
         let mut j = 0;
         group.bench_function("decode_frame", |b| {
             b.iter(|| {
                 if j == 0 {
                     decoder = H264Decoder::new().expect("decoder");
                 }
-                let picture = decoder.decode(black_box(&stream[j])).expect("decode");
+                let decoded = decoder
+                    .decode_into(black_box(&stream[j]), &mut picture)
+                    .expect("decode");
                 j = (j + 1) % stream.len();
-                black_box(picture)
+                black_box(decoded)
             })
         });
         group.finish();
@@ -212,15 +215,18 @@ fn av1(c: &mut Criterion) {
     let mut group = c.benchmark_group("av1_320x180");
     group.throughput(Throughput::Elements(1));
     let mut decoder = Av1Decoder::new().expect("decoder");
+    let mut picture = VideoFrame::black(Resolution::new(320, 180).expect("size"));
     let mut j = 0;
     group.bench_function("decode_frame", |b| {
         b.iter(|| {
             if j == 0 {
                 decoder = Av1Decoder::new().expect("decoder");
             }
-            let picture = decoder.decode(black_box(&units[j])).expect("decode");
+            let decoded = decoder
+                .decode_into(black_box(&units[j]), &mut picture)
+                .expect("decode");
             j = (j + 1) % units.len();
-            black_box(picture)
+            black_box(decoded)
         })
     });
     group.finish();

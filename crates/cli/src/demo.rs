@@ -380,6 +380,33 @@ fn lost_correlation(reference: &[f32], decoded: &[f32], lost: &[bool], lag: usiz
     (correlation(&a, &b), spectral)
 }
 
+/// Decodes `packets` with the `lost` ones rebuilt by `recover` and, for comparison, by PLC
+/// alone, and measures both over the lost stretches.
+fn measure_recovery(
+    name: &str,
+    packets: &[Vec<u8>],
+    lost: &[bool],
+    reference: &[f32],
+    lag: usize,
+    recover: &mut Recover<'_>,
+) -> DemoResult<LossRun> {
+    let (recovered, rebuilt, spent) = decode_with_losses(packets, lost, Some(recover))?;
+    let (concealed, _, _) = decode_with_losses(packets, lost, None)?;
+    let lost_count = lost.iter().filter(|l| **l).count();
+    let recovered_measures = lost_correlation(reference, &recovered, lost, lag);
+    let plc_measures = lost_correlation(reference, &concealed, lost, lag);
+    Ok(LossRun {
+        name: name.into(),
+        lost_frames: lost_count,
+        recovered_correlation: recovered_measures.0,
+        plc_correlation: plc_measures.0,
+        recovered_spectral_correlation: recovered_measures.1,
+        plc_spectral_correlation: plc_measures.1,
+        recovered_frames: rebuilt,
+        recover_us_per_frame: micros(spent) / lost_count.max(1) as f64,
+    })
+}
+
 fn fec_recovery(frames: &[&[i16]], reference: &[f32]) -> DemoResult<LossRun> {
     let config = OpusConfig::new(RATE, Channels::Mono)
         .with_bitrate(32_000)
@@ -403,21 +430,14 @@ fn fec_recovery(frames: &[&[i16]], reference: &[f32]) -> DemoResult<LossRun> {
         }
         Ok(rebuilt)
     };
-    let (recovered, rebuilt, spent) = decode_with_losses(&packets, &lost, Some(&mut fec))?;
-    let (concealed, _, _) = decode_with_losses(&packets, &lost, None)?;
-    let lost_count = lost.iter().filter(|l| **l).count();
-    let recovered_measures = lost_correlation(reference, &recovered, &lost, lag);
-    let plc_measures = lost_correlation(reference, &concealed, &lost, lag);
-    Ok(LossRun {
-        name: "in-band FEC, 10% single losses".into(),
-        lost_frames: lost_count,
-        recovered_correlation: recovered_measures.0,
-        plc_correlation: plc_measures.0,
-        recovered_spectral_correlation: recovered_measures.1,
-        plc_spectral_correlation: plc_measures.1,
-        recovered_frames: rebuilt,
-        recover_us_per_frame: micros(spent) / lost_count as f64,
-    })
+    measure_recovery(
+        "in-band FEC, 10% single losses",
+        &packets,
+        &lost,
+        reference,
+        lag,
+        &mut fec,
+    )
 }
 
 fn dred_recovery(frames: &[&[i16]], reference: &[f32]) -> DemoResult<LossRun> {
@@ -439,21 +459,14 @@ fn dred_recovery(frames: &[&[i16]], reference: &[f32]) -> DemoResult<LossRun> {
         let report = decoder.recover_with_dred(&mut dred, next, gap, FRAME, out)?;
         Ok(report.dred_frames + report.fec_frames)
     };
-    let (recovered, rebuilt, spent) = decode_with_losses(&packets, &lost, Some(&mut recover))?;
-    let (concealed, _, _) = decode_with_losses(&packets, &lost, None)?;
-    let lost_count = lost.iter().filter(|l| **l).count();
-    let recovered_measures = lost_correlation(reference, &recovered, &lost, lag);
-    let plc_measures = lost_correlation(reference, &concealed, &lost, lag);
-    Ok(LossRun {
-        name: "DRED, 100 ms bursts".into(),
-        lost_frames: lost_count,
-        recovered_correlation: recovered_measures.0,
-        plc_correlation: plc_measures.0,
-        recovered_spectral_correlation: recovered_measures.1,
-        plc_spectral_correlation: plc_measures.1,
-        recovered_frames: rebuilt,
-        recover_us_per_frame: micros(spent) / lost_count as f64,
-    })
+    measure_recovery(
+        "DRED, 100 ms bursts",
+        &packets,
+        &lost,
+        reference,
+        lag,
+        &mut recover,
+    )
 }
 
 fn h264_round_trip(
@@ -469,6 +482,7 @@ fn h264_round_trip(
     let mut decoder = H264Decoder::new()?;
     let mut pattern = TestPattern::new(resolution, 30);
     let mut source = tincan_media::VideoFrame::black(resolution);
+    let mut picture = tincan_media::VideoFrame::black(resolution);
     let mut bitstream = Vec::new();
     let (mut encode_time, mut decode_time, mut bytes) = (Duration::ZERO, Duration::ZERO, 0usize);
     let (mut psnr_sum, mut psnr_min, mut decoded, mut counters) =
@@ -484,9 +498,9 @@ fn h264_round_trip(
             continue;
         }
         let started = Instant::now();
-        let picture = decoder.decode(&bitstream)?;
+        let got_picture = decoder.decode_into(&bitstream, &mut picture)?;
         decode_time += started.elapsed();
-        if let Some(picture) = picture {
+        if got_picture {
             let psnr = picture.psnr(&source, 0).unwrap_or(0.0).min(99.0);
             psnr_sum += psnr;
             psnr_min = f64::min(psnr_min, psnr);

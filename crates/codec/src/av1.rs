@@ -74,7 +74,7 @@ fn map_error(error: dav1d::Error) -> CodecError {
     }
 }
 
-fn to_video_frame(picture: &dav1d::Picture) -> Result<VideoFrame> {
+fn copy_picture(picture: &dav1d::Picture, frame: &mut VideoFrame) -> Result<()> {
     if picture.bit_depth() != 8 {
         return Err(CodecError::Unsupported {
             parameter: "AV1 bit depth",
@@ -99,11 +99,8 @@ fn to_video_frame(picture: &dav1d::Picture) -> Result<VideoFrame> {
         picture.stride(PlanarImageComponent::U) as usize,
         picture.stride(PlanarImageComponent::V) as usize,
     ];
-    Ok(VideoFrame::copy_from_planes(
-        resolution,
-        [&y, &u, &v],
-        strides,
-    )?)
+    frame.copy_planes_from(resolution, [&y, &u, &v], strides)?;
+    Ok(())
 }
 
 /// AV1 decoder over dav1d.
@@ -113,7 +110,13 @@ pub struct Av1Decoder {
     pending: bool,
     /// Pictures out of dav1d not yet handed to the caller (more than one per call is rare).
     ready: VecDeque<VideoFrame>,
+    /// Frames handed back by [`VideoDecoder::decode_into`], reused for the next pictures so
+    /// steady decoding does not allocate picture buffers.
+    spare: Vec<VideoFrame>,
 }
+
+/// Most spare frames kept for reuse; with a frame delay of 1 one is enough.
+const MAX_SPARE_FRAMES: usize = 4;
 
 impl std::fmt::Debug for Av1Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,6 +149,7 @@ impl Av1Decoder {
             decoder,
             pending: false,
             ready: VecDeque::new(),
+            spare: Vec::new(),
         })
     }
 
@@ -172,7 +176,14 @@ impl Av1Decoder {
     fn collect_inner(&mut self) -> Result<()> {
         for _ in 0..MAX_ROUNDS {
             match self.decoder.get_picture() {
-                Ok(picture) => self.ready.push_back(to_video_frame(&picture)?),
+                Ok(picture) => {
+                    let mut frame = match self.spare.pop() {
+                        Some(frame) => frame,
+                        None => VideoFrame::black(Resolution::new(2, 2)?),
+                    };
+                    copy_picture(&picture, &mut frame)?;
+                    self.ready.push_back(frame);
+                }
                 Err(dav1d::Error::Again) if self.pending => {
                     match self.decoder.send_pending_data() {
                         Ok(()) => self.pending = false,
@@ -195,7 +206,7 @@ impl Av1Decoder {
 }
 
 impl VideoDecoder for Av1Decoder {
-    fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>> {
+    fn decode_into(&mut self, data: &[u8], frame: &mut VideoFrame) -> Result<bool> {
         if self.pending {
             self.collect()?;
         }
@@ -207,7 +218,14 @@ impl VideoDecoder for Av1Decoder {
             }
             self.collect()?;
         }
-        Ok(self.ready.pop_front())
+        let Some(mut picture) = self.ready.pop_front() else {
+            return Ok(false);
+        };
+        std::mem::swap(frame, &mut picture);
+        if self.spare.len() < MAX_SPARE_FRAMES {
+            self.spare.push(picture);
+        }
+        Ok(true)
     }
 
     /// Drains every picture dav1d still holds (none with the default frame delay of 1).

@@ -165,26 +165,12 @@ impl YUVSource for FrameView<'_> {
     }
 }
 
-// Runtime options of OpenH264's `ISVCEncoder::SetOption`, from `codec_api_def.h`/`codec_app_def.h`
-// (stable C ABI). The `openh264` crate does not re-export `openh264-sys2`, so the few
-// values needed are mirrored here.
-/// `ENCODER_OPTION_FRAME_RATE`: takes a `float*`.
-const ENCODER_OPTION_FRAME_RATE: c_int = 4;
-/// `ENCODER_OPTION_BITRATE`: takes an `SBitrateInfo*`.
-const ENCODER_OPTION_BITRATE: c_int = 5;
-/// `ENCODER_OPTION_MAX_BITRATE`: takes an `SBitrateInfo*`.
-const ENCODER_OPTION_MAX_BITRATE: c_int = 6;
-/// `SPATIAL_LAYER_0`.
-const SPATIAL_LAYER_0: c_int = 0;
-/// `SPATIAL_LAYER_ALL`.
-const SPATIAL_LAYER_ALL: c_int = 4;
-
-/// Mirror of OpenH264's `SBitrateInfo { LAYER_NUM iLayer; int iBitrate; }`.
-#[repr(C)]
-struct BitrateInfo {
-    layer: c_int,
-    bitrate: c_int,
-}
+// Runtime options of OpenH264's `ISVCEncoder::SetOption`, from `openh264-sys2` (the same
+// build the `openh264` crate links; it does not re-export them).
+use openh264_sys2::{
+    ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE, SBitrateInfo,
+    SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
+};
 
 /// H.264 encoder producing Annex B access units.
 ///
@@ -281,11 +267,11 @@ impl H264Encoder {
         layer: c_int,
         bits_per_second: u32,
     ) -> Result<()> {
-        let mut info = BitrateInfo {
-            layer,
-            bitrate: bits_per_second as c_int,
+        let mut info = SBitrateInfo {
+            iLayer: layer,
+            iBitrate: bits_per_second as c_int,
         };
-        // SAFETY: both bitrate options take a pointer to `SBitrateInfo`, mirrored by `BitrateInfo`.
+        // SAFETY: both bitrate options take a pointer to `SBitrateInfo`.
         unsafe { self.set_option(option, (&raw mut info).cast()) }
     }
 }
@@ -399,7 +385,7 @@ fn describe_decoding_state(state: i64) -> String {
     }
 }
 
-fn to_video_frame(yuv: &DecodedYUV<'_>) -> Result<VideoFrame> {
+fn copy_picture(yuv: &DecodedYUV<'_>, frame: &mut VideoFrame) -> Result<()> {
     let (width, height) = yuv.dimensions();
     let (w, h) = (width as u32, height as u32);
     let resolution = Resolution::new(w, h).map_err(|_| CodecError::UnsupportedResolution {
@@ -407,11 +393,14 @@ fn to_video_frame(yuv: &DecodedYUV<'_>) -> Result<VideoFrame> {
         height: h,
     })?;
     let (sy, su, sv) = yuv.strides();
-    Ok(VideoFrame::copy_from_planes(
-        resolution,
-        [yuv.y(), yuv.u(), yuv.v()],
-        [sy, su, sv],
-    )?)
+    frame.copy_planes_from(resolution, [yuv.y(), yuv.u(), yuv.v()], [sy, su, sv])?;
+    Ok(())
+}
+
+fn to_video_frame(yuv: &DecodedYUV<'_>) -> Result<VideoFrame> {
+    let mut frame = VideoFrame::black(Resolution::new(2, 2)?);
+    copy_picture(yuv, &mut frame)?;
+    Ok(frame)
 }
 
 /// H.264 decoder taking Annex B access units.
@@ -435,10 +424,10 @@ impl H264Decoder {
 }
 
 impl VideoDecoder for H264Decoder {
-    fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>> {
+    fn decode_into(&mut self, data: &[u8], frame: &mut VideoFrame) -> Result<bool> {
         if data.is_empty() {
             // OpenH264 treats an empty buffer as end of stream; here it is just "nothing new".
-            return Ok(None);
+            return Ok(false);
         }
         if i32::try_from(data.len()).is_err() {
             return Err(CodecError::InvalidBitstream {
@@ -447,10 +436,10 @@ impl VideoDecoder for H264Decoder {
             });
         }
         match self.decoder.decode(data) {
-            Ok(Some(yuv)) => to_video_frame(&yuv).map(Some),
-            Ok(None) => Ok(None),
+            Ok(Some(yuv)) => copy_picture(&yuv, frame).map(|()| true),
+            Ok(None) => Ok(false),
             // A frame still waiting for more slices is not an error.
-            Err(e) if e.native_code() == 0x01 => Ok(None),
+            Err(e) if e.native_code() == 0x01 => Ok(false),
             Err(e) => Err(CodecError::InvalidBitstream {
                 codec: CODEC,
                 reason: describe_decoding_state(e.native_code()),

@@ -389,6 +389,10 @@ mod tests {
             Err(CodecError::Unsupported { .. })
         ));
         assert!(matches!(
+            Resampler::new(48_000, 11_025, Channels::Mono, 480),
+            Err(CodecError::Unsupported { .. })
+        ));
+        assert!(matches!(
             Resampler::new(48_000, 16_000, Channels::Mono, 0),
             Err(CodecError::Unsupported { .. })
         ));
@@ -404,6 +408,13 @@ mod tests {
         assert!(matches!(
             r.process_into(&[0.0; 960], &mut [0.0; 10]),
             Err(CodecError::OutputTooSmall { .. })
+        ));
+        assert!(matches!(
+            r.process_i16(&[0; 959], &mut Vec::new()),
+            Err(CodecError::WrongFrameSize {
+                got: 959,
+                expected: 960
+            })
         ));
     }
 

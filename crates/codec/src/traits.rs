@@ -1,7 +1,7 @@
 //! The traits every codec implements, so the pipeline can hold any of them.
 
 use crate::error::Result;
-use tincan_media::{AudioFormat, VideoFrame};
+use tincan_media::{AudioFormat, Resolution, VideoFrame};
 
 /// Encodes fixed-size blocks of interleaved `i16` PCM into packets.
 pub trait AudioEncoder: Send {
@@ -68,9 +68,20 @@ pub trait VideoEncoder: Send {
 
 /// Decodes a bitstream into I420 frames.
 pub trait VideoDecoder: Send {
-    /// Decodes one access unit / temporal unit. `Ok(None)` when the decoder needs more
-    /// data before it can output a picture.
-    fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>>;
+    /// Decodes one access unit / temporal unit into `frame`, reusing its buffers, and says
+    /// whether a picture came out (`false`: the decoder needs more data first; `frame` is
+    /// then untouched). This is the real-time entry point: once `frame` has grown to the
+    /// stream's picture size it does not allocate.
+    fn decode_into(&mut self, data: &[u8], frame: &mut VideoFrame) -> Result<bool>;
+
+    /// Decodes one access unit / temporal unit into a new frame; `Ok(None)` when the
+    /// decoder needs more data before it can output a picture. Allocates a frame per
+    /// picture: prefer [`decode_into`](Self::decode_into) on a real-time path.
+    fn decode(&mut self, data: &[u8]) -> Result<Option<VideoFrame>> {
+        let mut frame = VideoFrame::black(Resolution::new(2, 2)?);
+        Ok(self.decode_into(data, &mut frame)?.then_some(frame))
+    }
+
     /// Pictures held back inside the decoder, drained at end of stream.
     fn flush(&mut self) -> Result<Vec<VideoFrame>>;
 }

@@ -457,3 +457,40 @@ proptest! {
         let _ = av1.flush();
     }
 }
+
+/// Steady decoding into one frame keeps its buffers: the real-time path does not allocate
+/// picture memory per frame (dav1d's own input copy aside).
+#[test]
+fn decode_into_reuses_the_frame_buffers() {
+    let mut decoder = H264Decoder::new().unwrap();
+    let mut frame = VideoFrame::black(Resolution::new(2, 2).unwrap());
+    let mut luma = None;
+    for unit in h264_stream() {
+        if decoder.decode_into(&unit, &mut frame).unwrap() {
+            let ptr = frame.plane(0).as_ptr();
+            assert_eq!(
+                *luma.get_or_insert(ptr),
+                ptr,
+                "H.264 luma buffer reallocated"
+            );
+        }
+    }
+    assert!(luma.is_some(), "no H.264 picture decoded");
+
+    let mut decoder = Av1Decoder::new().unwrap();
+    let mut decoded = 0;
+    let mut seen = std::collections::HashSet::new();
+    for unit in av1_fixture_frames() {
+        if decoder.decode_into(&unit, &mut frame).unwrap() {
+            decoded += 1;
+            seen.insert(frame.plane(0).as_ptr());
+        }
+    }
+    assert_eq!(decoded, 30);
+    // The decoder swaps pictures with the caller's frame, so two buffers take turns.
+    assert!(
+        seen.len() <= 2,
+        "{} distinct AV1 luma buffers over 30 frames",
+        seen.len()
+    );
+}

@@ -64,6 +64,24 @@ impl std::fmt::Display for Resolution {
     }
 }
 
+/// Checks that a plane of `len` bytes with `stride` holds plane `plane` of `resolution`
+/// (the last row may end at the plane width).
+fn check_plane(resolution: Resolution, plane: usize, len: usize, stride: usize) -> Result<()> {
+    let (width, height) = resolution.plane_size(plane);
+    if stride < width {
+        return Err(MediaError::StrideTooSmall {
+            plane,
+            stride,
+            width,
+        });
+    }
+    let needed = stride * (height - 1) + width;
+    if len < needed {
+        return Err(MediaError::PlaneTooSmall { plane, len, needed });
+    }
+    Ok(())
+}
+
 /// One I420 picture: a Y plane at full size and U, V planes at half size each way.
 ///
 /// Each plane has its own stride (bytes from one row to the next), which may exceed the
@@ -95,23 +113,7 @@ impl VideoFrame {
         strides: [usize; 3],
     ) -> Result<Self> {
         for plane in 0..3 {
-            let (width, height) = resolution.plane_size(plane);
-            let stride = strides[plane];
-            if stride < width {
-                return Err(MediaError::StrideTooSmall {
-                    plane,
-                    stride,
-                    width,
-                });
-            }
-            let needed = stride * (height - 1) + width;
-            if planes[plane].len() < needed {
-                return Err(MediaError::PlaneTooSmall {
-                    plane,
-                    len: planes[plane].len(),
-                    needed,
-                });
-            }
+            check_plane(resolution, plane, planes[plane].len(), strides[plane])?;
         }
         Ok(Self {
             resolution,
@@ -128,30 +130,36 @@ impl VideoFrame {
         strides: [usize; 3],
     ) -> Result<Self> {
         let mut frame = Self::black(resolution);
+        frame.copy_planes_from(resolution, planes, strides)?;
+        Ok(frame)
+    }
+
+    /// Overwrites this frame with strided plane slices, packed tightly, keeping the
+    /// allocations when they are large enough: a decoder that writes every picture into
+    /// the same frame allocates only when the picture grows.
+    ///
+    /// On error the frame is left unchanged.
+    pub fn copy_planes_from(
+        &mut self,
+        resolution: Resolution,
+        planes: [&[u8]; 3],
+        strides: [usize; 3],
+    ) -> Result<()> {
+        for plane in 0..3 {
+            check_plane(resolution, plane, planes[plane].len(), strides[plane])?;
+        }
+        self.resolution = resolution;
         for plane in 0..3 {
             let (width, height) = resolution.plane_size(plane);
             let stride = strides[plane];
-            if stride < width {
-                return Err(MediaError::StrideTooSmall {
-                    plane,
-                    stride,
-                    width,
-                });
-            }
-            let needed = stride * (height - 1) + width;
-            if planes[plane].len() < needed {
-                return Err(MediaError::PlaneTooSmall {
-                    plane,
-                    len: planes[plane].len(),
-                    needed,
-                });
-            }
+            let target = &mut self.planes[plane];
+            target.clear();
             for row in 0..height {
-                frame.planes[plane][row * width..(row + 1) * width]
-                    .copy_from_slice(&planes[plane][row * stride..row * stride + width]);
+                target.extend_from_slice(&planes[plane][row * stride..row * stride + width]);
             }
+            self.strides[plane] = width;
         }
-        Ok(frame)
+        Ok(())
     }
 
     /// Picture size.
@@ -270,6 +278,33 @@ mod tests {
                 width: 4
             })
         ));
+    }
+
+    #[test]
+    fn copying_planes_into_a_frame_reuses_its_buffers() {
+        let mut frame = VideoFrame::black(Resolution::P360);
+        let source = VideoFrame::black(Resolution::new(320, 180).unwrap());
+        let luma = frame.plane(0).as_ptr();
+        let planes = [source.plane(0), source.plane(1), source.plane(2)];
+        frame
+            .copy_planes_from(source.resolution(), planes, source.strides())
+            .unwrap();
+        assert_eq!(frame, source);
+        assert_eq!(
+            frame.plane(0).as_ptr(),
+            luma,
+            "a smaller picture fits the old buffer"
+        );
+        let bad = frame.copy_planes_from(Resolution::P360, planes, source.strides());
+        assert!(matches!(
+            bad,
+            Err(MediaError::StrideTooSmall { plane: 0, .. })
+        ));
+        assert_eq!(
+            frame.resolution(),
+            source.resolution(),
+            "unchanged after an error"
+        );
     }
 
     #[test]
