@@ -103,6 +103,61 @@ fn cargo(args: &[&str]) -> TaskResult {
     run_in(&workspace_root(), &cargo_bin(), args, &[])
 }
 
+/// Tests run and failed, summed over the `test result:` lines of cargo test.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct TestCount {
+    passed: u64,
+    failed: u64,
+}
+
+impl TestCount {
+    /// Adds the counts of one `test result: ok. 12 passed; 0 failed; …` line.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(number)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(number) = number.parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "passed" => self.passed += number,
+                "failed" => self.failed += number,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs cargo test with `args`, echoing its output, and counts the tests it ran.
+fn cargo_test_counting(args: &[&str], count: &mut TestCount) -> TaskResult {
+    use std::io::{BufRead, BufReader};
+    let cargo = cargo_bin();
+    eprintln!("$ {cargo} {}", args.join(" "));
+    let mut child = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start {cargo}: {e}"))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            count.add_line(&line);
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{cargo}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
 fn is_installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
@@ -191,9 +246,19 @@ fn ensure_deps(fuzz: bool) -> TaskResult {
     Ok(())
 }
 
+const TEST_RUNS: [&[&str]; 2] = [
+    &["test", "--workspace", "--all-targets"],
+    &["test", "--workspace", "--doc"],
+];
+
+/// Runs every test and closes with one plain summary line over all of them.
 fn test() -> TaskResult {
-    cargo(&["test", "--workspace", "--all-targets"])?;
-    cargo(&["test", "--workspace", "--doc"])
+    let mut count = TestCount::default();
+    for args in TEST_RUNS {
+        cargo_test_counting(args, &mut count)?;
+    }
+    println!("tests: {} passed, {} failed", count.passed, count.failed);
+    Ok(())
 }
 
 fn demo(extra: &[String]) -> TaskResult {
@@ -297,4 +362,27 @@ fn ci() -> TaskResult {
 
 fn minutes(elapsed: Duration) -> String {
     format!("{}m{:02}s", elapsed.as_secs() / 60, elapsed.as_secs() % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_cargo_test_result_lines() {
+        let mut count = TestCount::default();
+        count.add_line("test result: ok. 23 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s");
+        count.add_line(
+            "test result: FAILED. 3 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out",
+        );
+        count.add_line("running 5 tests");
+        count.add_line("test opus::tests::passed ... ok");
+        assert_eq!(
+            count,
+            TestCount {
+                passed: 26,
+                failed: 2
+            }
+        );
+    }
 }
