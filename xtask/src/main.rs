@@ -39,8 +39,8 @@ tasks:
   demo          deps, then the main job (tincan demo, release build)
   bench         deps, then every criterion bench
   fuzz [SECS]   deps, then every fuzz target for SECS seconds each (default 60)
-  ci            what .ci/run does: fmt check, clippy -D warnings, tests, benches compiled,
-                a short fuzz run of every target
+  ci            what .ci/run does: fmt check, clippy -D warnings, rustdoc -D warnings, tests,
+                benches compiled, a short fuzz run of every target
 ";
 
 fn main() -> ExitCode {
