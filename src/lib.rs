@@ -3,7 +3,9 @@
 //! This facade re-exports the engine crates so an application depends on one crate:
 //!
 //! - [`media`]: audio and video frames, media time, WAV/Y4M/IVF I/O, synthetic sources;
-//! - [`codec`]: Opus (with FEC, DTX and DRED), H.264, AV1 decoding, resampling.
+//! - [`codec`]: Opus (with FEC, DTX and DRED), H.264, AV1 decoding, resampling;
+//! - [`rtp`]: RTP/RTCP and payload formats (in progress);
+//! - [`netsim`]: the deterministic network emulator (in progress).
 //!
 //! The crates still to come (RTP, network emulator, jitter buffers, loss recovery, denoise,
 //! congestion control, pipeline, signalling) are listed in `docs/ARCHITECTURE.md`.
@@ -17,3 +19,5 @@
 
 pub use tincan_codec as codec;
 pub use tincan_media as media;
+pub use tincan_netsim as netsim;
+pub use tincan_rtp as rtp;

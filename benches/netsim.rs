@@ -1,0 +1,3 @@
+//! netsim benches (in progress).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! rtp benches (in progress).
+
+fn main() {}

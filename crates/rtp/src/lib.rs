@@ -1,0 +1,3 @@
+//! RTP and RTCP for tincan (in progress: see issue 3).
+
+pub mod payload;

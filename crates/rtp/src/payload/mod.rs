@@ -1,0 +1,1 @@
+//! RTP payload formats (in progress).

@@ -1,0 +1,8 @@
+//! rtcp_parse (in progress).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = data;
+});
