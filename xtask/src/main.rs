@@ -307,24 +307,29 @@ fn fuzz(seconds: u32) -> TaskResult {
     run_in(&dir, &cargo, &["fuzz", "build", "-s", "none"], &[])?;
     let max_time = format!("-max_total_time={seconds}");
     for target in fuzz_targets()? {
+        // New inputs go to the (ignored) corpus; the committed seeds are only read.
         let corpus = dir.join("corpus").join(&target);
         std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let corpus = corpus.to_string_lossy().into_owned();
+        let seeds = dir.join("seeds").join(&target);
+        let seeds = seeds.is_dir().then(|| seeds.to_string_lossy().into_owned());
+        let mut args = vec![
+            "fuzz",
+            "run",
+            "-s",
+            "none",
+            target.as_str(),
+            corpus.as_str(),
+        ];
+        args.extend(seeds.as_deref());
+        args.extend(["--", max_time.as_str(), "-rss_limit_mb=4096"]);
+        if CHATTY_FUZZ_TARGETS.contains(&target.as_str()) {
+            // libFuzzer keeps its own report on a duplicate of stderr; reproduce a crash
+            // without this flag to see the library's messages.
+            args.push("-close_fd_mask=2");
+        }
         let started = Instant::now();
-        run_in(
-            &dir,
-            &cargo,
-            &[
-                "fuzz",
-                "run",
-                "-s",
-                "none",
-                &target,
-                "--",
-                &max_time,
-                "-rss_limit_mb=4096",
-            ],
-            &[],
-        )?;
+        run_in(&dir, &cargo, &args, &[])?;
         eprintln!(
             "xtask: fuzz target {target}: {:.0} s without a crash",
             started.elapsed().as_secs_f64()
@@ -336,31 +341,49 @@ fn fuzz(seconds: u32) -> TaskResult {
 fn ci() -> TaskResult {
     let started = Instant::now();
     ensure_deps(true)?;
-    let steps: [(&str, &[&str]); 5] = [
-        ("format", &["fmt", "--all", "--", "--check"]),
-        (
-            "clippy",
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        ),
-        ("tests", &["test", "--workspace", "--all-targets"]),
-        ("doc tests", &["test", "--workspace", "--doc"]),
-        ("benches compile", &["bench", "--workspace", "--no-run"]),
-    ];
-    for (name, args) in steps {
-        let step = Instant::now();
+    let root = workspace_root();
+    let cargo_bin = cargo_bin();
+    let step = |name: &str, args: &[&str], envs: &[(&str, &str)]| -> TaskResult {
+        let at = Instant::now();
         eprintln!("xtask ci: {name}");
-        cargo(args)?;
-        eprintln!("xtask ci: {name} ok in {}", minutes(step.elapsed()));
+        run_in(&root, &cargo_bin, args, envs)?;
+        eprintln!("xtask ci: {name} ok in {}", minutes(at.elapsed()));
+        Ok(())
+    };
+    step("format", &["fmt", "--all", "--", "--check"], &[])?;
+    step(
+        "clippy",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    step(
+        "docs",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    let at = Instant::now();
+    eprintln!("xtask ci: tests");
+    let mut count = TestCount::default();
+    for args in TEST_RUNS {
+        cargo_test_counting(args, &mut count)?;
     }
+    eprintln!("xtask ci: tests ok in {}", minutes(at.elapsed()));
+    step(
+        "benches compile",
+        &["bench", "--workspace", "--no-run"],
+        &[],
+    )?;
     fuzz(FUZZ_SMOKE_SECONDS)?;
     eprintln!("xtask ci: all green in {}", minutes(started.elapsed()));
+    // One plain closing line over every test run, for whoever reads the end of the log.
+    println!("ci: {} passed, {} failed", count.passed, count.failed);
     Ok(())
 }
 
