@@ -5,7 +5,7 @@
 //! - [`media`]: audio and video frames, media time, WAV/Y4M/IVF I/O, synthetic sources;
 //! - [`codec`]: Opus (with FEC, DTX and DRED), H.264, AV1 decoding, resampling;
 //! - [`rtp`]: RTP/RTCP and payload formats (in progress);
-//! - [`netsim`]: the deterministic network emulator (in progress).
+//! - [`netsim`]: the deterministic, seeded, sans-IO network emulator.
 //!
 //! The crates still to come (RTP, network emulator, jitter buffers, loss recovery, denoise,
 //! congestion control, pipeline, signalling) are listed in `docs/ARCHITECTURE.md`.
