@@ -25,6 +25,14 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "AV1 decoding (dav1d 1.0 headers and library)",
     ),
     ("g++", "builds OpenH264 and libFuzzer"),
+    (
+        "gstreamer1.0-tools",
+        "gst-launch-1.0, the real RTP peer of the interop tests",
+    ),
+    (
+        "gstreamer1.0-plugins-good",
+        "GStreamer's RTP payloaders and depayloaders (rtpopuspay, rtph264pay, ...)",
+    ),
 ];
 
 /// Targets whose C library logs every rejected input to stderr (dav1d, with no way to
