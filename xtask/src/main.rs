@@ -33,6 +33,18 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "gstreamer1.0-plugins-good",
         "GStreamer's RTP payloaders and depayloaders (rtpopuspay, rtph264pay, ...)",
     ),
+    (
+        "gstreamer1.0-plugins-base",
+        "opusenc, opusdec, audiotestsrc, videotestsrc for the interop tests",
+    ),
+    (
+        "gstreamer1.0-libav",
+        "avdec_h264, GStreamer's decoder of our H.264 in the interop tests",
+    ),
+    (
+        "gstreamer1.0-plugins-ugly",
+        "x264enc, the independent H.264 encoder of the interop tests",
+    ),
 ];
 
 /// Targets whose C library logs every rejected input to stderr (dav1d, with no way to
