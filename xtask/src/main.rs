@@ -52,7 +52,7 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
 const CHATTY_FUZZ_TARGETS: &[&str] = &["av1_decode", "depay_av1"];
 
 /// Seconds each fuzz target runs in the CI smoke run.
-const FUZZ_SMOKE_SECONDS: u32 = 20;
+const FUZZ_SMOKE_SECONDS: u32 = 10;
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
