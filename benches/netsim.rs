@@ -38,6 +38,7 @@ fn everything() -> LinkConfig {
         queue_limit_bytes: Some(200_000),
         queue_limit_ms: Some(100.0),
         delay_ms: 30.0,
+        delay_trace: Vec::new(),
         jitter_ms: 5.0,
         spike_probability: 0.01,
         spike_scale_ms: 20.0,

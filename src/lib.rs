@@ -4,11 +4,12 @@
 //!
 //! - [`media`]: audio and video frames, media time, WAV/Y4M/IVF I/O, synthetic sources;
 //! - [`codec`]: Opus (with FEC, DTX and DRED), H.264, AV1 decoding, resampling;
-//! - [`rtp`]: RTP/RTCP and payload formats (in progress);
-//! - [`netsim`]: the deterministic, seeded, sans-IO network emulator.
+//! - [`rtp`]: RTP/RTCP and payload formats;
+//! - [`netsim`]: the deterministic, seeded, sans-IO network emulator;
+//! - [`jitter`]: adaptive jitter buffers (NetEq-class audio, video frame buffer).
 //!
-//! The crates still to come (RTP, network emulator, jitter buffers, loss recovery, denoise,
-//! congestion control, pipeline, signalling) are listed in `docs/ARCHITECTURE.md`.
+//! The crates still to come (loss recovery, denoise, congestion control, pipeline,
+//! signalling) are listed in `docs/ARCHITECTURE.md`.
 //!
 //! ```
 //! use tincan::media::{AudioFormat, AudioFrame};
@@ -18,6 +19,7 @@
 //! ```
 
 pub use tincan_codec as codec;
+pub use tincan_jitter as jitter;
 pub use tincan_media as media;
 pub use tincan_netsim as netsim;
 pub use tincan_rtp as rtp;

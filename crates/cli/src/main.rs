@@ -1,9 +1,12 @@
 //! The `tincan` command.
 //!
 //! `tincan demo` is the main job until the call simulator lands: it runs every codec on real
-//! and synthetic media and prints quality and speed. Later issues add `sim`, `lab …` and `serve`.
+//! and synthetic media and prints quality and speed. `tincan lab …` runs measurement labs
+//! (`tincan lab jitter`: the audio jitter buffer over emulated networks). Later issues add
+//! `sim` and `serve`.
 
 mod demo;
+mod lab;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,12 +27,15 @@ struct Cli {
 enum Command {
     /// Encode and decode a speech fixture and a synthetic video with every codec; print quality and speed.
     Demo(demo::DemoArgs),
+    /// Measurement labs: engine crates over emulated networks, with tables and JSON.
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Lab(args) => lab::run(&args).map_err(|e| e as Box<dyn std::error::Error>),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,13 @@ pub struct LinkConfig {
     pub queue_limit_ms: Option<f64>,
     /// Propagation delay after the bottleneck. Default 0.
     pub delay_ms: f64,
+    /// Propagation delay changes over time: a packet *sent* at or after a step's `at_ms`
+    /// (relative to the link's epoch) gets that step's `delay_ms` as its base propagation
+    /// delay instead of `delay_ms` (jitter, spikes and the reorder knob still add to it).
+    /// Before the first step, `delay_ms` applies. Must be sorted by `at_ms`. On an in-order
+    /// link (`allow_reorder = false`) a step down does not reorder: packets sent after it
+    /// leave no earlier than those sent before it. Default: empty (no steps).
+    pub delay_trace: Vec<DelayStep>,
     /// Standard deviation of normal jitter added to `delay_ms` (the total is clamped at 0).
     pub jitter_ms: f64,
     /// Probability that a packet gets a heavy-tailed delay spike. Default 0.
@@ -73,6 +80,7 @@ impl Default for LinkConfig {
             queue_limit_bytes: None,
             queue_limit_ms: None,
             delay_ms: 0.0,
+            delay_trace: Vec::new(),
             jitter_ms: 0.0,
             spike_probability: 0.0,
             spike_scale_ms: 0.0,
@@ -135,6 +143,17 @@ pub struct CapacityStep {
     pub at_ms: f64,
     /// The new capacity, in bits per second.
     pub capacity_bps: f64,
+}
+
+/// One step of a delay trace: packets sent from `at_ms` (relative to the epoch) on have
+/// `delay_ms` as their base propagation delay.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DelayStep {
+    /// When the step takes effect (by the packet's send time).
+    pub at_ms: f64,
+    /// The new base propagation delay, in milliseconds.
+    pub delay_ms: f64,
 }
 
 fn probability(field: &str, value: f64) -> Result<(), NetsimError> {
@@ -216,6 +235,18 @@ impl LinkConfig {
             duration("queue_limit_ms", ms)?;
         }
         duration("delay_ms", self.delay_ms)?;
+        let mut previous = 0.0;
+        for (i, step) in self.delay_trace.iter().enumerate() {
+            duration(&format!("delay_trace[{i}].at_ms"), step.at_ms)?;
+            duration(&format!("delay_trace[{i}].delay_ms"), step.delay_ms)?;
+            if step.at_ms < previous {
+                return Err(NetsimError::DelayTraceNotSorted {
+                    index: i,
+                    at_ms: step.at_ms,
+                });
+            }
+            previous = step.at_ms;
+        }
         duration("jitter_ms", self.jitter_ms)?;
         probability("spike_probability", self.spike_probability)?;
         duration("spike_scale_ms", self.spike_scale_ms)?;
@@ -301,6 +332,34 @@ mod tests {
         assert!(matches!(
             c.validate(),
             Err(NetsimError::TraceNotSorted { index: 1, .. })
+        ));
+        let c = LinkConfig {
+            delay_trace: vec![
+                DelayStep {
+                    at_ms: 10.0,
+                    delay_ms: 100.0,
+                },
+                DelayStep {
+                    at_ms: 5.0,
+                    delay_ms: 100.0,
+                },
+            ],
+            ..LinkConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(NetsimError::DelayTraceNotSorted { index: 1, .. })
+        ));
+        let c = LinkConfig {
+            delay_trace: vec![DelayStep {
+                at_ms: 10.0,
+                delay_ms: -1.0,
+            }],
+            ..LinkConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(NetsimError::InvalidDuration { ref field, .. }) if field == "delay_trace[0].delay_ms"
         ));
         let c = LinkConfig {
             outages: vec![Outage {

@@ -61,6 +61,14 @@ pub enum NetsimError {
         /// Its time, in milliseconds.
         at_ms: f64,
     },
+    /// The delay trace was not sorted by time.
+    #[error("delay_trace[{index}].at_ms = {at_ms} comes before the step above it")]
+    DelayTraceNotSorted {
+        /// Index of the first out-of-order step.
+        index: usize,
+        /// Its time, in milliseconds.
+        at_ms: f64,
+    },
     /// `reorder_probability` was set on a link that does not allow reordering.
     #[error(
         "reorder_probability = {value} needs allow_reorder = true (an in-order link cannot reorder)"

@@ -76,7 +76,7 @@ mod path;
 mod profile;
 mod rng;
 
-pub use config::{CapacityStep, GilbertElliott, LinkConfig, MAX_DURATION_MS, Outage};
+pub use config::{CapacityStep, DelayStep, GilbertElliott, LinkConfig, MAX_DURATION_MS, Outage};
 pub use error::NetsimError;
 pub use link::{Counters, Delivery, Link, Poll};
 pub use path::{Direction, Path};

@@ -188,6 +188,8 @@ pub struct Link<T> {
     delivered_high: u64,
     outages_ns: Vec<(u64, u64)>,
     trace_ns: Vec<(u64, f64)>,
+    /// Delay trace steps: (send time in ns since the epoch, base delay in ms).
+    delay_trace_ns: Vec<(u64, f64)>,
     queue_limit_ns: Option<u64>,
     has_bottleneck: bool,
     counters: Counters,
@@ -225,6 +227,11 @@ impl<T> Link<T> {
             .iter()
             .map(|s| (ms_to_ns(s.at_ms), s.capacity_bps))
             .collect();
+        let delay_trace_ns = config
+            .delay_trace
+            .iter()
+            .map(|s| (ms_to_ns(s.at_ms), s.delay_ms))
+            .collect();
         Ok(Self {
             queue_limit_ns: config.queue_limit_ms.map(ms_to_ns),
             has_bottleneck: config.capacity_bps.is_some() || !config.capacity_trace.is_empty(),
@@ -242,6 +249,7 @@ impl<T> Link<T> {
             delivered_high: 0,
             outages_ns,
             trace_ns,
+            delay_trace_ns,
             counters: Counters::default(),
         })
     }
@@ -323,13 +331,13 @@ impl<T> Link<T> {
         } else {
             None
         };
-        let at = self.delivery_time(exit);
+        let at = self.delivery_time(t, exit);
         self.push(at, t, sequence, false, size_bytes, packet);
         if let Some(copy) = copy {
             // Duplication happens after the bottleneck, so the copy costs no capacity.
             if self.heap.len() < self.config.max_in_flight_packets {
                 self.counters.duplicated += 1;
-                let at = self.delivery_time(exit);
+                let at = self.delivery_time(t, exit);
                 self.push(at, t, sequence, true, size_bytes, copy);
             }
         }
@@ -439,10 +447,21 @@ impl<T> Link<T> {
         }
     }
 
-    /// Delivery time of a packet leaving the bottleneck at `exit`.
-    fn delivery_time(&mut self, exit: u64) -> u64 {
+    /// Base propagation delay (ms) of a packet sent at `t`: the last delay trace step at or
+    /// before `t`, else `delay_ms`.
+    fn base_delay_ms(&self, t: u64) -> f64 {
+        let i = self.delay_trace_ns.partition_point(|&(at, _)| at <= t);
+        if i == 0 {
+            self.config.delay_ms
+        } else {
+            self.delay_trace_ns[i - 1].1
+        }
+    }
+
+    /// Delivery time of a packet sent at `sent` and leaving the bottleneck at `exit`.
+    fn delivery_time(&mut self, sent: u64, exit: u64) -> u64 {
+        let mut delay = self.base_delay_ms(sent);
         let c = &self.config;
-        let mut delay = c.delay_ms;
         if c.jitter_ms > 0.0 {
             delay += c.jitter_ms * self.rng.jitter.normal();
         }
@@ -511,7 +530,7 @@ impl<T> Link<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CapacityStep, Outage};
+    use crate::{CapacityStep, DelayStep, Outage};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -602,6 +621,88 @@ mod tests {
             times.push(d.delivered_at - t0);
         }
         assert_eq!(times, [ms(750), ms(1250)]);
+    }
+
+    /// Sends a packet every 20 ms for 2 s and returns each one's delay in ms.
+    fn delays_with_trace(allow_reorder: bool, before_ms: f64, after_ms: f64) -> Vec<f64> {
+        let mut link = Link::new(
+            LinkConfig {
+                delay_ms: before_ms,
+                delay_trace: vec![DelayStep {
+                    at_ms: 1000.0,
+                    delay_ms: after_ms,
+                }],
+                allow_reorder,
+                ..LinkConfig::default()
+            },
+            1,
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        for k in 0..100u64 {
+            link.send(k, 100, t0 + ms(20 * k));
+        }
+        let mut out = Vec::new();
+        let mut last_seq = None;
+        while let Poll::Deliver(d) = link.poll(t0 + ms(10_000)) {
+            if let Some(last) = last_seq {
+                assert!(d.sequence > last, "reordered: {} after {last}", d.sequence);
+            }
+            last_seq = Some(d.sequence);
+            assert_eq!(d.sent_at, t0 + ms(20 * d.packet));
+            out.push(d.delay().as_secs_f64() * 1000.0);
+        }
+        assert_eq!(out.len(), 100);
+        out
+    }
+
+    #[test]
+    fn delay_step_shifts_packets_sent_after_it() {
+        let delays = delays_with_trace(false, 40.0, 240.0);
+        // Packets 0..50 were sent before 1 s, 50.. at or after it.
+        for (k, d) in delays.iter().enumerate() {
+            let want = if k < 50 { 40.0 } else { 240.0 };
+            assert!((d - want).abs() < 1e-6, "packet {k}: {d} ms, want {want}");
+        }
+    }
+
+    #[test]
+    fn delay_step_down_does_not_reorder_an_in_order_link() {
+        let delays = delays_with_trace(false, 240.0, 40.0);
+        // The last packet sent before the step leaves at 980 + 240 = 1220 ms; packets sent
+        // after it bunch behind it until their own 40 ms delay is later.
+        let t_last = 980.0 + 240.0;
+        for (k, d) in delays.iter().enumerate() {
+            let sent = 20.0 * k as f64;
+            let want = if k < 50 {
+                240.0
+            } else {
+                (sent + 40.0).max(t_last) - sent
+            };
+            assert!((d - want).abs() < 1e-6, "packet {k}: {d} ms, want {want}");
+        }
+        // With reordering allowed the step takes effect at once.
+        let mut link = Link::new(
+            LinkConfig {
+                delay_ms: 240.0,
+                delay_trace: vec![DelayStep {
+                    at_ms: 1000.0,
+                    delay_ms: 40.0,
+                }],
+                allow_reorder: true,
+                ..LinkConfig::default()
+            },
+            1,
+        )
+        .unwrap();
+        let t0 = link.set_epoch(Instant::now());
+        link.send(0, 1, t0 + ms(980));
+        link.send(1, 1, t0 + ms(1000));
+        let Poll::Deliver(d) = link.poll(t0 + ms(2000)) else {
+            panic!("due")
+        };
+        assert_eq!((d.packet, d.delay()), (1, ms(40)));
+        assert_eq!(link.counters().reordered, 0);
     }
 
     #[test]

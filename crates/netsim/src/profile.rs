@@ -376,5 +376,6 @@ mod tests {
         let p = Profile::from_toml_str(&doc[start..end]).unwrap();
         assert!(p.b_to_a.is_some());
         assert!(!p.link.capacity_trace.is_empty());
+        assert_eq!(p.link.delay_trace.len(), 1);
     }
 }

@@ -10,6 +10,7 @@ const LINES: &[&str] = &[
     "[link.gilbert_elliott]",
     "[[link.outages]]",
     "[[link.capacity_trace]]",
+    "[[link.delay_trace]]",
     "name = \"x\"",
     "loss = 0.5",
     "loss = -1",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tincan_netsim::{
-    CapacityStep, Delivery, GilbertElliott, Link, LinkConfig, Outage, Poll, Profile,
+    CapacityStep, DelayStep, Delivery, GilbertElliott, Link, LinkConfig, Outage, Poll, Profile,
 };
 
 const N: u64 = 1_000_000;
@@ -547,8 +547,14 @@ fn arb_config() -> impl Strategy<Value = LinkConfig> {
         ),
         proptest::collection::vec((0.0..2000.0f64, 0.0..500.0f64), 0..3),
         proptest::collection::vec((0.0..2000.0f64, 1_000.0..1e7f64), 0..3),
+        proptest::collection::vec((0.0..2000.0f64, 0.0..500.0f64), 0..3),
     )
-        .prop_map(|(loss, bottleneck, delay, order, outages, trace)| {
+        .prop_map(|(loss, bottleneck, delay, order, outages, trace, steps)| {
+            let mut delay_trace: Vec<DelayStep> = steps
+                .into_iter()
+                .map(|(at_ms, delay_ms)| DelayStep { at_ms, delay_ms })
+                .collect();
+            delay_trace.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
             let mut trace: Vec<CapacityStep> = trace
                 .into_iter()
                 .map(|(at_ms, capacity_bps)| CapacityStep {
@@ -577,6 +583,7 @@ fn arb_config() -> impl Strategy<Value = LinkConfig> {
                     })
                     .collect(),
                 delay_ms: delay.0,
+                delay_trace,
                 jitter_ms: delay.1,
                 spike_probability: delay.2,
                 spike_scale_ms: delay.3,

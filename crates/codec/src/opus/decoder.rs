@@ -79,11 +79,13 @@ impl OpusDecoder {
         })
     }
 
-    fn channels(&self) -> usize {
+    /// The number of output channels.
+    pub fn channels(&self) -> usize {
         self.format.channels().count()
     }
 
-    pub(crate) fn sample_rate(&self) -> u32 {
+    /// The output sample rate in Hz.
+    pub fn sample_rate(&self) -> u32 {
         self.format.sample_rate()
     }
 
@@ -211,8 +213,8 @@ impl OpusDecoder {
     }
 
     /// Whether `decode_fec(packet, samples_per_channel, ..)` would really use FEC data
-    /// (mirrors the checks in libopus's `opus_decode_native`).
-    fn fec_usable(&self, packet: &[u8], samples_per_channel: usize) -> bool {
+    /// (mirrors the checks in libopus's `opus_decode_native`), rather than conceal.
+    pub fn fec_usable(&self, packet: &[u8], samples_per_channel: usize) -> bool {
         let frame =
             ::opus::packet::get_samples_per_frame(packet, self.sample_rate()).unwrap_or(usize::MAX);
         packet_has_fec(packet)

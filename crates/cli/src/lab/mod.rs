@@ -1,0 +1,39 @@
+//! `tincan lab …`: measurement labs that run engine crates over emulated networks.
+//!
+//! Labs are sans-IO simulations: they drive the engine with made-up instants from a fixed
+//! origin, so they run faster than real time and give the same figures on every run.
+
+pub mod fixed;
+pub mod jitter;
+pub mod metrics;
+
+use clap::{Args, Subcommand};
+
+/// Errors of a lab; `Send` so that scenarios can run on worker threads.
+pub type LabError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Options of `tincan lab`.
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+/// The labs.
+#[derive(Subcommand, Debug)]
+enum LabCommand {
+    /// Adaptive audio jitter buffer against fixed-delay buffers and the hindsight oracle,
+    /// with real Opus speech over netsim profiles.
+    Jitter(jitter::JitterArgs),
+}
+
+/// Runs the lab asked for.
+///
+/// # Errors
+///
+/// A lab that could not run, or (with `--check`) a criterion that failed.
+pub fn run(args: &LabArgs) -> Result<(), LabError> {
+    match &args.command {
+        LabCommand::Jitter(args) => jitter::run(args),
+    }
+}
