@@ -1177,3 +1177,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn impaired_streams_only_ever_hand_out_whole_frames_in_order(
+        seed in 1u64..u64::MAX,
+        loss_percent in 0u64..30,
+        max_extra_delay_ms in 0u64..80,
+        retransmit in any::<bool>(),
+        rtt_ms in 1u64..300,
+    ) {
+        let mut session = Session::new(
+            VideoJitterConfig::default(),
+            Duration::from_millis(rtt_ms),
+            retransmit,
+        );
+        let mut rng = Rng(seed);
+        let mut path = |_: &Sent, _, _| {
+            (rng.next() % 100 >= loss_percent)
+                .then(|| Duration::from_millis(10 + rng.next() % (max_extra_delay_ms + 1)))
+        };
+        session.run(60, &mut synthetic_source(20), &mut path);
+        let released = session.released_indices();
+        prop_assert!(released.windows(2).all(|w| w[0] < w[1]), "{:?}", released);
+        session.assert_frames_intact();
+        // Decoding starts at a keyframe and every gap in the sequence is bridged by one.
+        let frames = &session.receiver.frames;
+        for (i, frame) in frames.iter().enumerate() {
+            let continues = i > 0 && released[i] == released[i - 1] + 1;
+            prop_assert!(frame.keyframe || continues, "{:?}", released);
+        }
+        if loss_percent == 0 {
+            prop_assert_eq!(released.len(), 60);
+        }
+    }
+}

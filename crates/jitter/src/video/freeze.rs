@@ -47,25 +47,27 @@ impl FreezeDetector {
     pub(crate) fn frame_rendered(&mut self, at: Instant) -> Option<Duration> {
         let previous = self.last_render.replace(at);
         let interval = at.saturating_duration_since(previous?);
-        self.total_inter_frame_delay += interval;
+        self.total_inter_frame_delay = self.total_inter_frame_delay.saturating_add(interval);
         self.total_squared_inter_frame_delay += interval.as_secs_f64().powi(2);
         let known = self.count.min(WINDOW);
         let mut freeze = None;
         if known >= MIN_INTERVALS {
             let average = self.sum / known as u32;
-            let threshold = (average * 3).max(average + Duration::from_millis(150));
+            let threshold = average
+                .saturating_mul(3)
+                .max(average.saturating_add(Duration::from_millis(150)));
             if interval > threshold {
                 self.freeze_count += 1;
-                self.total_freezes_duration += interval;
+                self.total_freezes_duration = self.total_freezes_duration.saturating_add(interval);
                 freeze = Some(interval);
             }
         }
         let slot = self.count % WINDOW;
         if self.count >= WINDOW {
-            self.sum -= self.intervals[slot];
+            self.sum = self.sum.saturating_sub(self.intervals[slot]);
         }
         self.intervals[slot] = interval;
-        self.sum += interval;
+        self.sum = self.sum.saturating_add(interval);
         self.count += 1;
         freeze
     }

@@ -26,8 +26,9 @@
 //!   than `max(stuck_timeout, 3 × NACK retry interval)` for an older missing one, or
 //!   packets keep arriving with no frame coming out for
 //!   [`VideoJitterConfig::max_decode_stall`]. Requests are at least
-//!   `max(keyframe_request_interval, 1.5 × RTT)` apart, and only repeated once packets
-//!   arrived after the previous one.
+//!   `max(keyframe_request_interval, 1.5 × RTT)` apart, only repeated once packets
+//!   arrived after the previous one, and not sent while a complete keyframe is already
+//!   waiting.
 //! - **Render timing.** Each frame's render time is its expected arrival (the RTP
 //!   timestamp mapped to local time) plus the playout delay: a jitter estimate that
 //!   separates frame-size-induced delay from network jitter, plus decode time, render
@@ -119,6 +120,11 @@ const MIN_NACK_RETRY: Duration = Duration::from_millis(20);
 /// Consecutive packets too old for the ring that mean the sender restarted its sequence
 /// numbers (a reset), rather than a burst of very late packets.
 const RESTART_RUN: u32 = 64;
+/// Longest duration a setting may have: far beyond any sensible value, and small enough
+/// that deadlines computed from it never overflow an `Instant`.
+const MAX_SETTING: Duration = Duration::from_secs(3600);
+/// Longest RTT or decode time taken into account; longer reports are clamped.
+const MAX_REPORTED: Duration = Duration::from_secs(10);
 /// Largest ring accepted: sequence numbers are extended the short way round, so the ring
 /// must cover well under half of the 16-bit space.
 const MAX_RING: usize = 16_384;
@@ -219,6 +225,18 @@ impl VideoJitterConfig {
         ] {
             if value == 0 {
                 return invalid(field, "0".into(), "must be positive");
+            }
+        }
+        for (field, value) in [
+            ("nack_delay", self.nack_delay),
+            ("max_playout_delay", self.max_playout_delay),
+            ("render_delay", self.render_delay),
+            ("keyframe_request_interval", self.keyframe_request_interval),
+            ("stuck_timeout", self.stuck_timeout),
+            ("max_decode_stall", self.max_decode_stall),
+        ] {
+            if value > MAX_SETTING {
+                return invalid(field, format!("{value:?}"), "must be at most an hour");
             }
         }
         if self.min_playout_delay > self.max_playout_delay {
@@ -536,18 +554,25 @@ impl VideoJitterBuffer {
     }
 
     /// Sets the round-trip time (from RTCP), which paces NACK retries and keyframe
-    /// requests. Until set it is taken as 100 ms.
+    /// requests. Until set it is taken as 100 ms; values above 10 s are taken as 10 s.
     pub fn handle_rtt(&mut self, rtt: Duration) {
-        self.timing.set_rtt(rtt);
+        self.timing.set_rtt(rtt.min(MAX_REPORTED));
     }
 
     /// Changes the playout delay bounds (e.g. from the RTP playout-delay extension);
-    /// fails if `min > max`.
+    /// fails if `min > max` or `max` is above an hour.
     pub fn set_playout_delay_limits(
         &mut self,
         min: Duration,
         max: Duration,
     ) -> Result<(), VideoError> {
+        if max > MAX_SETTING {
+            return Err(VideoError::InvalidConfig {
+                field: "max_playout_delay",
+                value: format!("{max:?}"),
+                reason: "must be at most an hour",
+            });
+        }
         if min > max {
             return Err(VideoError::InvalidConfig {
                 field: "min_playout_delay",
@@ -564,7 +589,7 @@ impl VideoJitterBuffer {
     /// Sets the extra delay lip sync asks for ([`SyncDelays::video`]), added to the
     /// buffer's own target delay (within the maximum).
     pub fn set_sync_delay(&mut self, extra: Duration) {
-        self.timing.set_extra_delay(extra);
+        self.timing.set_extra_delay(extra.min(MAX_SETTING));
     }
 
     /// The playout delay in use: render time minus expected arrival of a frame.
@@ -595,10 +620,10 @@ impl VideoJitterBuffer {
     }
 
     /// The caller decoded a frame in `decode_time`: counted, and part of the decode-time
-    /// estimate that sets when frames leave the buffer.
+    /// estimate that sets when frames leave the buffer (reports above 10 s count as 10 s).
     pub fn frame_decoded(&mut self, decode_time: Duration) {
         self.stats.frames_decoded += 1;
-        self.timing.decode_time(decode_time);
+        self.timing.decode_time(decode_time.min(MAX_REPORTED));
     }
 
     /// The caller put a frame on screen at `now`: counted, and the render interval is

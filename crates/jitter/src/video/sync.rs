@@ -196,7 +196,7 @@ fn signed_ms(a: Instant, b: Instant) -> f64 {
 }
 
 fn millis(ms: f64) -> Duration {
-    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]

@@ -205,12 +205,15 @@ impl Timing {
 
     /// The delay the stream needs on its own at `now` (without the lip-sync extra).
     pub(crate) fn own_target_delay(&self, now: Instant) -> Duration {
-        let mut target = self.jitter_estimate() + self.decode_estimate() + self.limits.render_delay;
+        let mut target = self
+            .jitter_estimate()
+            .saturating_add(self.decode_estimate())
+            .saturating_add(self.limits.render_delay);
         if self
             .last_retransmission
             .is_some_and(|at| now.saturating_duration_since(at) < RETRANSMISSION_MEMORY)
         {
-            target += self.rtt;
+            target = target.saturating_add(self.rtt);
         }
         target.max(self.limits.min).min(self.limits.max)
     }
@@ -218,7 +221,9 @@ impl Timing {
     /// The delay the buffer aims for at `now`: its own plus the lip-sync extra, within
     /// the maximum.
     pub(crate) fn target_delay(&self, now: Instant) -> Duration {
-        (self.own_target_delay(now) + self.extra_delay).min(self.limits.max)
+        self.own_target_delay(now)
+            .saturating_add(self.extra_delay)
+            .min(self.limits.max)
     }
 
     /// The delay in use (the target before the first frame).
@@ -239,7 +244,9 @@ impl Timing {
 
     /// When a frame should leave the buffer: its render time less decode and render time.
     pub(crate) fn release_time(&self, render_at: Instant) -> Instant {
-        let lead = self.decode_estimate() + self.limits.render_delay;
+        let lead = self
+            .decode_estimate()
+            .saturating_add(self.limits.render_delay);
         render_at.checked_sub(lead).unwrap_or(render_at)
     }
 
