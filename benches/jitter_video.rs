@@ -27,8 +27,14 @@ fn frames(codec: VideoCodec) -> [PayloadPackets; 2] {
         VideoCodec::H264 => {
             let mut packetizer = H264Packetizer::new(1100).expect("mtu");
             for (keyframe, packets) in [true, false].into_iter().zip(out.iter_mut()) {
-                let mut unit = vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }];
-                unit.extend(body(PACKETS_PER_FRAME * 1098 - 4));
+                // Keyframes carry SPS and PPS in band, as OpenH264 and libwebrtc send them.
+                let mut unit = Vec::new();
+                if keyframe {
+                    unit.extend([0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1E]);
+                    unit.extend([0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80]);
+                }
+                unit.extend([0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 0x88]);
+                unit.extend(body(PACKETS_PER_FRAME * 1098 - 30));
                 packetizer.packetize(&unit, packets).expect("packetize");
                 assert_eq!(packets.len(), PACKETS_PER_FRAME);
             }

@@ -1214,3 +1214,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn tmp_bench_replica() {
+    let mut packetizer = H264Packetizer::new(1100).expect("mtu");
+    let body = |len: usize| (0..len).map(|i| (i % 251) as u8 + 1).collect::<Vec<u8>>();
+    let mut frames = [PayloadPackets::new(), PayloadPackets::new()];
+    for (keyframe, packets) in [true, false].into_iter().zip(frames.iter_mut()) {
+        let mut unit = vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }];
+        unit.extend(body(10 * 1098 - 4));
+        packetizer.packetize(&unit, packets).expect("packetize");
+    }
+    let mut buffer = VideoJitterBuffer::new(VideoJitterConfig::default()).unwrap();
+    let start = Instant::now();
+    let mut sequence = 0u16;
+    let mut popped = 0u64;
+    let mut last_popped_ts = None;
+    for index in 0..20_000u32 {
+        let packets = &frames[usize::from(index % 300 != 0)];
+        let now = start + FRAME_INTERVAL * index;
+        let timestamp = index.wrapping_mul(3000);
+        for (payload, marker) in packets.iter() {
+            let packet = VideoPacket {
+                ssrc: 1,
+                sequence,
+                timestamp,
+                marker,
+                payload,
+            };
+            buffer.insert_packet(packet, now).unwrap();
+            sequence = sequence.wrapping_add(1);
+        }
+        loop {
+            match buffer.poll(now) {
+                VideoOutput::Frame(frame) => {
+                    popped += 1;
+                    if let Some(prev) = last_popped_ts {
+                        if frame.timestamp != u32::wrapping_add(prev, 3000) {
+                            eprintln!("jump at index {index}: {prev} -> {}", frame.timestamp);
+                        }
+                    }
+                    last_popped_ts = Some(frame.timestamp);
+                }
+                VideoOutput::Timeout(_) | VideoOutput::Idle => break,
+                other => eprintln!("index {index}: {other:?}"),
+            }
+        }
+        if u64::from(index) > popped + 10 {
+            eprintln!("lag at {index}: popped {popped} {:?}", buffer.stats());
+            break;
+        }
+    }
+    eprintln!("{:?}", buffer.stats());
+}

@@ -725,7 +725,13 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         }
         // The sender was silent (DTX, the sequence is unbroken): comfort noise.
         let silence = self.in_dtx || first_seq == self.next_sequence;
-        let frame = gap.min(self.nominal_frame);
+        // Chunks follow the packet grid backwards from the later packet, so the frame just
+        // before it is asked for whole: in-band FEC can only rebuild exactly that frame.
+        let frame = if gap > self.nominal_frame {
+            (gap - self.nominal_frame).min(self.nominal_frame)
+        } else {
+            gap
+        };
         let frame = frame.div_ceil(self.quantum) * self.quantum;
         let frame = frame.min(self.decode_scratch.len() / self.channels);
         if silence {

@@ -18,16 +18,23 @@ pub enum VideoCodec {
 /// Facts read from one payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct PayloadHints {
-    /// The packet certainly begins a frame (H.264: access unit delimiter or SPS first;
-    /// AV1: first packet of a coded video sequence). Only needed when the packet before it
-    /// is unknown, e.g. the first packet of a stream.
+    /// The packet certainly begins a frame (H.264: an access unit delimiter or an SPS
+    /// comes first; AV1: first packet of a coded video sequence, or a sequence header or
+    /// temporal delimiter first). Only used when the packet before it is unknown (the
+    /// first packet of a stream, or after a loss).
     pub(crate) frame_start: bool,
+    /// H.264: the packet starts with the first slice of a picture. That begins the frame
+    /// unless parameter sets or SEI came before it in the same access unit, so it is only
+    /// trusted for streams seen to send keyframes without parameter sets in band (they
+    /// come from the SDP).
+    pub(crate) picture_start: bool,
     /// The packet carries (the start of) a frame that needs no earlier frame: an H.264 IDR
     /// slice, an AV1 packet with its N bit (new coded video sequence, starting with a key
     /// frame).
     pub(crate) keyframe: bool,
 }
 
+const NAL_SLICE: u8 = 1;
 const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
 const NAL_AUD: u8 = 9;
@@ -53,7 +60,13 @@ fn h264_hints(payload: &[u8]) -> PayloadHints {
     let Some(&header) = payload.first() else {
         return PayloadHints::default();
     };
+    // An AUD or SPS can only come first in an access unit.
     let starts = |nal_type: u8| nal_type == NAL_AUD || nal_type == NAL_SPS;
+    // A slice with first_mb_in_slice = 0 (ue(v) '1': the top bit of its first byte)
+    // starts a picture.
+    let first_slice = |nal_type: u8, first_byte: Option<&u8>| {
+        (nal_type == NAL_SLICE || nal_type == NAL_IDR) && first_byte.is_some_and(|b| b & 0x80 != 0)
+    };
     match header & 0x1F {
         STAP_A => {
             // Units: 16-bit size, then the NAL unit; only the first decides the start.
@@ -68,6 +81,7 @@ fn h264_hints(payload: &[u8]) -> PayloadHints {
                 let nal_type = unit_header & 0x1F;
                 if first {
                     hints.frame_start = starts(nal_type);
+                    hints.picture_start = first_slice(nal_type, tail.get(1).filter(|_| size > 1));
                     first = false;
                 }
                 hints.keyframe |= nal_type == NAL_IDR;
@@ -83,11 +97,13 @@ fn h264_hints(payload: &[u8]) -> PayloadHints {
             let nal_type = fu_header & 0x1F;
             PayloadHints {
                 frame_start: start_bit && starts(nal_type),
+                picture_start: start_bit && first_slice(nal_type, payload.get(2)),
                 keyframe: start_bit && nal_type == NAL_IDR,
             }
         }
         nal_type => PayloadHints {
             frame_start: starts(nal_type),
+            picture_start: first_slice(nal_type, payload.get(1)),
             keyframe: nal_type == NAL_IDR,
         },
     }
@@ -117,6 +133,7 @@ fn av1_hints(payload: &[u8]) -> PayloadHints {
     }
     PayloadHints {
         frame_start,
+        picture_start: false,
         keyframe: new_sequence,
     }
 }
@@ -127,8 +144,15 @@ mod tests {
 
     #[test]
     fn h264_hints_read_single_stap_a_and_fu_a() {
-        let idr = VideoCodec::H264.hints(&[0x65, 1, 2]);
-        assert!(idr.keyframe && !idr.frame_start);
+        // An IDR slice that is not the first of its picture (first_mb_in_slice > 0).
+        let idr = VideoCodec::H264.hints(&[0x65, 0x01, 2]);
+        assert!(idr.keyframe && !idr.frame_start && !idr.picture_start);
+        // The first slice of a picture starts a picture, IDR or not.
+        let first = VideoCodec::H264.hints(&[0x65, 0x88, 2]);
+        assert!(first.keyframe && first.picture_start && !first.frame_start);
+        assert!(VideoCodec::H264.hints(&[0x41, 0x9A]).picture_start);
+        assert!(VideoCodec::H264.hints(&[0x7C, 0x85, 0x88]).picture_start);
+        assert!(!VideoCodec::H264.hints(&[0x7C, 0x85, 0x08]).picture_start);
         let sps = VideoCodec::H264.hints(&[0x67, 1]);
         assert!(sps.frame_start && !sps.keyframe);
         // STAP-A with SPS (2 bytes) then IDR (2 bytes).
@@ -137,7 +161,7 @@ mod tests {
         // FU-A start of an IDR, then its middle.
         assert!(VideoCodec::H264.hints(&[0x7C, 0x85, 1]).keyframe);
         assert!(!VideoCodec::H264.hints(&[0x7C, 0x05, 1]).keyframe);
-        // A P slice and garbage give nothing.
+        // A later P slice and garbage give nothing.
         assert_eq!(VideoCodec::H264.hints(&[0x41, 1]), PayloadHints::default());
         assert_eq!(
             VideoCodec::H264.hints(&[0x78, 0xFF]),

@@ -451,6 +451,14 @@ struct Stream {
     newest: i64,
     /// Extended timestamp of the packet received last (the reference for extending).
     last_timestamp: i64,
+    /// A packet that certainly starts a frame was seen (an SPS or AUD in H.264): the
+    /// sender puts parameter sets in band, so a picture's first slice is never trusted
+    /// to start a frame.
+    frame_starts_seen: bool,
+    /// A keyframe was seen to begin with its first slice right after a known frame
+    /// boundary: the sender sends parameter sets out of band (SDP), so a first slice
+    /// starts a frame even where the packet before it is unknown.
+    keyframes_start_with_slices: bool,
 }
 
 /// The video frame buffer. See the [module documentation](self).
@@ -700,24 +708,40 @@ impl VideoJitterBuffer {
         } else if let Some(sent) = self.nack.remove(sequence) {
             recovered = sent > 0;
         }
-        self.stream = Some(stream);
         if recovered {
             self.stats.packets_recovered += 1;
         }
 
         let hints = self.config.codec.hints(packet.payload);
+        stream.frame_starts_seen |= hints.frame_start;
+        if hints.picture_start
+            && hints.keyframe
+            && self.ring.get(sequence - 1).is_some_and(|previous| {
+                previous.marker
+                    || previous.timestamp != timestamp
+                    || previous.state == SlotState::Padding
+            })
+        {
+            stream.keyframes_start_with_slices = true;
+        }
+        self.stream = Some(stream);
         let slot = self.ring.store(sequence, packet.payload);
         slot.timestamp = timestamp;
         slot.marker = packet.marker;
         slot.frame_start = hints.frame_start;
+        slot.picture_start = hints.picture_start;
         slot.keyframe = hints.keyframe;
         slot.retransmitted = recovered;
 
         if packet.payload.is_empty() {
             self.extend_continuity();
         }
+        let trust_picture_starts = stream.keyframes_start_with_slices && !stream.frame_starts_seen;
         for candidate in [sequence - 1, sequence, sequence + 1] {
-            if let Some(span) = self.ring.complete_frame(candidate, self.boundary) {
+            if let Some(span) =
+                self.ring
+                    .complete_frame(candidate, self.boundary, trust_picture_starts)
+            {
                 self.register_frame(span, recovered, now);
             }
         }
@@ -768,6 +792,8 @@ impl VideoJitterBuffer {
             ssrc: packet.ssrc,
             newest: sequence,
             last_timestamp: (1 << 40) + i64::from(packet.timestamp),
+            frame_starts_seen: false,
+            keyframes_start_with_slices: false,
         };
         self.stream = Some(stream);
         self.floor = sequence - 1 - self.ring.capacity() as i64;

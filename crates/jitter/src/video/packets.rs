@@ -28,6 +28,7 @@ pub(crate) struct Slot {
     pub(crate) timestamp: i64,
     pub(crate) marker: bool,
     pub(crate) frame_start: bool,
+    pub(crate) picture_start: bool,
     pub(crate) keyframe: bool,
     /// The packet filled a gap that had been NACKed.
     pub(crate) retransmitted: bool,
@@ -59,6 +60,7 @@ impl PacketRing {
             timestamp: 0,
             marker: false,
             frame_start: false,
+            picture_start: false,
             keyframe: false,
             retransmitted: false,
             in_frame: false,
@@ -177,10 +179,15 @@ impl PacketRing {
     /// Going back from `sequence`, packets of the same timestamp without a marker belong
     /// to the frame; it starts after a packet with a marker, another timestamp, or
     /// padding, after `known_boundary` (the end of the last frame handed out), or at a
-    /// packet whose payload says it starts a frame. Going forward, it ends at its marker
-    /// or before a packet with another timestamp. Any missing packet on the way means
-    /// not complete (yet).
-    pub(crate) fn complete_frame(&self, sequence: i64, known_boundary: i64) -> Option<FrameSpan> {
+    /// packet whose payload says it starts a frame (or a picture, if
+    /// `trust_picture_starts`). Going forward, it ends at its marker or before a packet
+    /// with another timestamp. Any missing packet on the way means not complete (yet).
+    pub(crate) fn complete_frame(
+        &self,
+        sequence: i64,
+        known_boundary: i64,
+        trust_picture_starts: bool,
+    ) -> Option<FrameSpan> {
         let here = self.get(sequence)?;
         if here.state != SlotState::Present || here.in_frame {
             return None;
@@ -203,7 +210,12 @@ impl PacketRing {
                 // frame was split by a drop; it cannot be assembled.
                 Some(_) => return None,
                 None if previous == known_boundary => break,
-                None if self.get(first).is_some_and(|s| s.frame_start) => break,
+                None if self.get(first).is_some_and(|s| {
+                    s.frame_start || (trust_picture_starts && s.picture_start)
+                }) =>
+                {
+                    break;
+                }
                 None => return None,
             }
         }
@@ -244,9 +256,13 @@ mod tests {
         put(&mut ring, 10, 0, true, false);
         put(&mut ring, 11, 1, false, false);
         put(&mut ring, 13, 1, true, false);
-        assert_eq!(ring.complete_frame(11, i64::MIN), None, "12 is missing");
+        assert_eq!(
+            ring.complete_frame(11, i64::MIN, false),
+            None,
+            "12 is missing"
+        );
         put(&mut ring, 12, 1, false, false);
-        let span = ring.complete_frame(12, i64::MIN);
+        let span = ring.complete_frame(12, i64::MIN, false);
         assert_eq!(
             span,
             Some(FrameSpan {
@@ -255,10 +271,10 @@ mod tests {
             })
         );
         // Packet 10 has no known predecessor and no start hint: its frame is unknown.
-        assert_eq!(ring.complete_frame(10, i64::MIN), None);
+        assert_eq!(ring.complete_frame(10, i64::MIN, false), None);
         // ...unless the packet before it ended a frame handed out.
         assert_eq!(
-            ring.complete_frame(10, 9),
+            ring.complete_frame(10, 9, false),
             Some(FrameSpan {
                 first: 10,
                 last: 10
@@ -272,21 +288,21 @@ mod tests {
         // A frame whose sender forgot the marker ends where the timestamp changes.
         put(&mut ring, 0, 5, false, true);
         put(&mut ring, 1, 5, false, false);
-        assert_eq!(ring.complete_frame(0, i64::MIN), None);
+        assert_eq!(ring.complete_frame(0, i64::MIN, false), None);
         put(&mut ring, 2, 6, true, false);
         assert_eq!(
-            ring.complete_frame(0, i64::MIN),
+            ring.complete_frame(0, i64::MIN, false),
             Some(FrameSpan { first: 0, last: 1 })
         );
         assert_eq!(
-            ring.complete_frame(2, i64::MIN),
+            ring.complete_frame(2, i64::MIN, false),
             Some(FrameSpan { first: 2, last: 2 })
         );
         // Padding before a packet starts its frame.
         ring.store(3, &[]);
         put(&mut ring, 4, 7, true, false);
         assert_eq!(
-            ring.complete_frame(4, i64::MIN),
+            ring.complete_frame(4, i64::MIN, false),
             Some(FrameSpan { first: 4, last: 4 })
         );
         assert_eq!(ring.held(), 5);
@@ -301,7 +317,7 @@ mod tests {
         ring.consume(0);
         put(&mut ring, 1, 1, true, false);
         assert_eq!(
-            ring.complete_frame(1, i64::MIN),
+            ring.complete_frame(1, i64::MIN, false),
             Some(FrameSpan { first: 1, last: 1 })
         );
         // Sequence 4 takes the slot of 0, whose metadata is gone.
