@@ -34,9 +34,11 @@ fn frames(codec: VideoCodec) -> [PayloadPackets; 2] {
                     unit.extend([0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80]);
                 }
                 unit.extend([0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 0x88]);
-                unit.extend(body(PACKETS_PER_FRAME * 1098 - 30));
+                // The slice NAL unit (header byte excluded) fills 10 FU-A payloads exactly.
+                unit.extend(body(PACKETS_PER_FRAME * 1098 - 1));
                 packetizer.packetize(&unit, packets).expect("packetize");
-                assert_eq!(packets.len(), PACKETS_PER_FRAME);
+                // Plus one STAP-A with the parameter sets in front of a keyframe.
+                assert_eq!(packets.len(), PACKETS_PER_FRAME + usize::from(keyframe));
             }
         }
         VideoCodec::Av1 => {
@@ -50,7 +52,7 @@ fn frames(codec: VideoCodec) -> [PayloadPackets; 2] {
                 unit.extend([0x32, (len as u8) | 0x80, (len >> 7) as u8]);
                 unit.extend(body(len));
                 packetizer.packetize(&unit, packets).expect("packetize");
-                assert_eq!(packets.len(), PACKETS_PER_FRAME);
+                assert_eq!(packets.len(), PACKETS_PER_FRAME, "{keyframe}");
             }
         }
     }

@@ -697,8 +697,10 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
     fn fill_gap(&mut self) -> Result<Operation> {
         let Some(first) = self.packets.first() else {
             // Nothing to play: wait, concealing, without advancing media time.
+            // Whole 10 ms chunks: SILK conceals in 10 ms frames, and asking libopus for
+            // less drops the rest of its frame, so the next call would not continue it.
             let needed = self.pull_len - self.pending_len();
-            let chunk = needed.div_ceil(self.quantum) * self.quantum;
+            let chunk = needed.div_ceil(self.pull_len) * self.pull_len;
             let source = if self.in_dtx {
                 Source::ComfortNoise
             } else {

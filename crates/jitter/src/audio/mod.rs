@@ -26,7 +26,7 @@ pub struct AudioJitterConfig {
     /// Largest payload accepted, in bytes. Default 1500.
     pub max_payload_bytes: usize,
     /// Share of (in-order) packets the target delay covers, from the delay histogram.
-    /// Default 0.97.
+    /// Default 0.98.
     pub target_quantile: f64,
     /// Late-loss budget for reordered packets: the target also covers reordered packets,
     /// so that at most this share of all packets is lost to reordering. Default 0.005.
@@ -49,7 +49,7 @@ impl Default for AudioJitterConfig {
             max_delay: Duration::from_secs(2),
             max_packets: 500,
             max_payload_bytes: 1500,
-            target_quantile: 0.97,
+            target_quantile: 0.98,
             reorder_loss_budget: 0.005,
             histogram_half_life: Duration::from_secs(8),
             time_stretching: true,

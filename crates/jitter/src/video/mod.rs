@@ -10,7 +10,13 @@
 //!   one after a marker bit (or a timestamp change, or padding) to the next marker; it is
 //!   complete when none of them is missing. Complete frames are depacketized in order by
 //!   the `tincan-rtp` depacketizers (H.264 Annex B, AV1 low-overhead OBUs) when they
-//!   leave the buffer, into one reused buffer.
+//!   leave the buffer, into one reused buffer. Where the packet before a frame is
+//!   unknown (the start of a stream, or lost for good), the payload must say the frame
+//!   starts there: an H.264 SPS or access unit delimiter, an AV1 sequence header. For
+//!   H.264 senders that keep parameter sets out of band (SDP), a picture's first slice is
+//!   trusted instead once a keyframe was seen to start with one; such a stream starts at
+//!   its second keyframe (one keyframe request), as its first packet cannot be told
+//!   apart from a later slice of a picture.
 //! - **Decodable order.** Without codec reference metadata every frame references the one
 //!   before it (IPPP): a frame leaves the buffer when it follows the last frame handed out
 //!   with nothing missing in between, or when it is a keyframe (H.264 IDR; AV1 new coded
@@ -508,7 +514,7 @@ impl VideoJitterBuffer {
             }
         };
         Ok(Self {
-            ring: PacketRing::new(config.max_packets),
+            ring: PacketRing::new(config.max_packets, config.max_payload_bytes),
             frames: VecDeque::with_capacity(config.max_frames),
             nack: NackList::new(
                 config.max_nack_list,

@@ -50,10 +50,12 @@ pub(crate) struct PacketRing {
     slots: Vec<Slot>,
     /// Slots in state `Present` or `Padding`.
     held: usize,
+    /// Largest payload: a slot's buffer grows to it at once, so it grows only once.
+    max_payload: usize,
 }
 
 impl PacketRing {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, max_payload: usize) -> Self {
         let empty = Slot {
             sequence: i64::MIN,
             state: SlotState::Empty,
@@ -69,6 +71,7 @@ impl PacketRing {
         Self {
             slots: vec![empty; capacity],
             held: 0,
+            max_payload,
         }
     }
 
@@ -118,6 +121,10 @@ impl PacketRing {
             SlotState::Present
         };
         slot.payload.clear();
+        if slot.payload.capacity() < payload.len() {
+            slot.payload
+                .reserve_exact(self.max_payload.max(payload.len()));
+        }
         slot.payload.extend_from_slice(payload);
         slot.in_frame = false;
         slot.retransmitted = false;
@@ -252,7 +259,7 @@ mod tests {
 
     #[test]
     fn frames_start_after_a_marker_and_end_at_the_next() {
-        let mut ring = PacketRing::new(16);
+        let mut ring = PacketRing::new(16, 100);
         put(&mut ring, 10, 0, true, false);
         put(&mut ring, 11, 1, false, false);
         put(&mut ring, 13, 1, true, false);
@@ -284,7 +291,7 @@ mod tests {
 
     #[test]
     fn timestamp_changes_padding_and_start_hints_are_boundaries() {
-        let mut ring = PacketRing::new(16);
+        let mut ring = PacketRing::new(16, 100);
         // A frame whose sender forgot the marker ends where the timestamp changes.
         put(&mut ring, 0, 5, false, true);
         put(&mut ring, 1, 5, false, false);
@@ -312,7 +319,7 @@ mod tests {
 
     #[test]
     fn consumed_packets_keep_their_boundaries_and_slots_are_reused() {
-        let mut ring = PacketRing::new(4);
+        let mut ring = PacketRing::new(4, 100);
         put(&mut ring, 0, 0, true, true);
         ring.consume(0);
         put(&mut ring, 1, 1, true, false);
