@@ -250,12 +250,10 @@ fn jitter_is_absorbed_without_late_loss() {
 fn reordering_costs_at_most_the_budget() {
     let packets = packets(3000, false, false);
     let config = LinkConfig {
-        delay_ms: 40.0,
-        jitter_ms: 5.0,
         allow_reorder: true,
         reorder_probability: 0.05,
         reorder_delay_ms: 45.0,
-        ..LinkConfig::default()
+        ..link(40.0, 5.0)
     };
     let r = run(&packets, config, 0.0, 60.0, AudioJitterConfig::default(), 3);
     eprintln!(
@@ -273,13 +271,11 @@ fn reordering_costs_at_most_the_budget() {
 fn a_delay_step_stops_concealing_within_two_seconds() {
     let packets = packets(2100, false, false);
     let config = LinkConfig {
-        delay_ms: 40.0,
-        jitter_ms: 5.0,
         delay_trace: vec![tincan_netsim::DelayStep {
             at_ms: 15_000.0,
             delay_ms: 240.0,
         }],
-        ..LinkConfig::default()
+        ..link(40.0, 5.0)
     };
     let r = run(&packets, config, 0.0, 40.0, AudioJitterConfig::default(), 4);
     let end = r
@@ -301,13 +297,11 @@ fn a_delay_step_stops_concealing_within_two_seconds() {
 fn an_outage_is_concealed_then_playout_resumes_on_time() {
     let packets = packets(2000, false, false);
     let config = LinkConfig {
-        delay_ms: 40.0,
-        jitter_ms: 5.0,
         outages: vec![Outage {
             start_ms: 15_000.0,
             duration_ms: 1000.0,
         }],
-        ..LinkConfig::default()
+        ..link(40.0, 5.0)
     };
     let r = run(&packets, config, 0.0, 30.0, AudioJitterConfig::default(), 5);
     let end = r
@@ -396,10 +390,8 @@ fn clock_drift_slow_sender_over_ten_minutes() {
 fn fec_rebuilds_single_losses() {
     let packets = packets(1000, true, false);
     let config = LinkConfig {
-        delay_ms: 40.0,
-        jitter_ms: 2.0,
         loss: 0.05,
-        ..LinkConfig::default()
+        ..link(40.0, 2.0)
     };
     let r = run(&packets, config, 0.0, 20.0, AudioJitterConfig::default(), 8);
     eprintln!("{:?}", r.stats);
@@ -617,15 +609,13 @@ fn dred_rebuilds_bursts_that_fec_cannot() {
         .collect();
     // Bursts of about three lost packets (Gilbert-Elliott), 8% loss in all.
     let lossy = LinkConfig {
-        delay_ms: 40.0,
-        jitter_ms: 2.0,
         gilbert_elliott: Some(tincan_netsim::GilbertElliott {
             p: 0.03,
             r: 0.33,
             loss_good: 0.0,
             loss_bad: 1.0,
         }),
-        ..LinkConfig::default()
+        ..link(40.0, 2.0)
     };
     // Redundancy helps only if the packet after a loss is here when the gap is played:
     // with FEC or DRED on, the application keeps at least one packet of delay.
@@ -657,10 +647,8 @@ fn dred_rebuilds_bursts_that_fec_cannot() {
 fn merges_after_concealment_have_no_clicks() {
     let packets = packets(1500, false, false);
     let lossy = LinkConfig {
-        delay_ms: 40.0,
-        jitter_ms: 20.0,
         loss: 0.05,
-        ..LinkConfig::default()
+        ..link(40.0, 20.0)
     };
     let r = run(&packets, lossy, 0.0, 30.0, AudioJitterConfig::default(), 10);
     let pull = 160; // samples per pull at 16 kHz
