@@ -40,3 +40,8 @@ pub use audio::{
     InsertOutcome, Operation, OpusPacketDecoder, PullInfo, RecoverySource,
 };
 pub use error::{JitterError, Result};
+pub use video::{
+    LipSync, LipSyncConfig, ReadyFrame, StreamObservation, SyncDelays, VideoCodec, VideoError,
+    VideoInsertOutcome, VideoJitterBuffer, VideoJitterConfig, VideoJitterStats, VideoMemory,
+    VideoOutput, VideoPacket,
+};

@@ -48,8 +48,10 @@
 //!
 //! Memory is bounded by the configuration: packets held, complete frames listed, NACK
 //! entries ([`VideoJitterBuffer::memory`] reports them). Packet payloads live in buffers
-//! owned by the ring slots and reused, so after warm-up inserting and polling do not
-//! allocate.
+//! owned by the ring slots, each reserving [`VideoJitterConfig::max_payload_bytes`] the
+//! first time it is used (at most 3 MB with the defaults), and frames are depacketized
+//! into one reused buffer, so after warm-up inserting and polling do not allocate (a test
+//! counts allocations).
 //!
 //! # Example
 //!
