@@ -5,6 +5,7 @@
 
 pub mod fixed;
 pub mod jitter;
+pub mod loss;
 pub mod metrics;
 
 use clap::{Args, Subcommand};
@@ -25,6 +26,9 @@ enum LabCommand {
     /// Adaptive audio jitter buffer against fixed-delay buffers and the hindsight oracle,
     /// with real Opus speech over netsim profiles.
     Jitter(jitter::JitterArgs),
+    /// Speech through loss conditions with each audio recovery scheme, decoded to WAVs and a
+    /// manifest for `cargo xtask quality`.
+    Loss(loss::LossArgs),
 }
 
 /// Runs the lab asked for.
@@ -35,5 +39,6 @@ enum LabCommand {
 pub fn run(args: &LabArgs) -> Result<(), LabError> {
     match &args.command {
         LabCommand::Jitter(args) => jitter::run(args),
+        LabCommand::Loss(args) => loss::run(args),
     }
 }
