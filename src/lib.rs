@@ -6,9 +6,10 @@
 //! - [`codec`]: Opus (with FEC, DTX and DRED), H.264, AV1 decoding, resampling;
 //! - [`rtp`]: RTP/RTCP and payload formats;
 //! - [`netsim`]: the deterministic, seeded, sans-IO network emulator;
-//! - [`jitter`]: adaptive jitter buffers (NetEq-class audio, video frame buffer).
+//! - [`jitter`]: adaptive jitter buffers (NetEq-class audio, video frame buffer);
+//! - [`fec`]: loss recovery: RTX, FlexFEC, the adaptive audio redundancy policy.
 //!
-//! The crates still to come (loss recovery, denoise, congestion control, pipeline,
+//! The crates still to come (denoise, congestion control, pipeline,
 //! signalling) are listed in `docs/ARCHITECTURE.md`.
 //!
 //! ```
@@ -19,6 +20,7 @@
 //! ```
 
 pub use tincan_codec as codec;
+pub use tincan_fec as fec;
 pub use tincan_jitter as jitter;
 pub use tincan_media as media;
 pub use tincan_netsim as netsim;

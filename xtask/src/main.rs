@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod quality;
+
 /// Debian packages the workspace needs to build and test, with why.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     (
@@ -65,6 +67,8 @@ tasks:
   fuzz [SECS]   deps, then every fuzz target for SECS seconds each (default 60)
   ci            what .ci/run does: fmt check, clippy -D warnings, rustdoc -D warnings, tests,
                 benches compiled, a short fuzz run of every target
+  quality [DIR] score the speech of `tincan lab loss` (default DIR target/lab-loss) with
+                PESQ-WB and STOI in a Python venv (target/quality-venv, from PyPI)
 ";
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             ensure_deps(true).and_then(|()| fuzz(seconds))
         }
         Some("ci") => ci(),
+        Some("quality") => quality::quality(&args[1..]),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);

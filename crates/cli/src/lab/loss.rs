@@ -7,18 +7,21 @@
 //! - `plc`: 32 kbps, nothing redundant; losses concealed by the decoder;
 //! - `lbrr`: 32 kbps with in-band FEC, the encoder told the condition's loss rate;
 //! - `red1`, `red2`, `red4`: 24 kbps frames with 1, 2 or 4 earlier frames repeated (RFC 2198);
-//! - `dred`: 24 kbps with deep redundancy capped at 1 s; `dred48`: the same at 48 kbps.
-//!
-//! The adaptive policy of the loss-recovery issue is not here yet.
+//! - `dred`: 24 kbps with deep redundancy capped at 1 s; `dred48`: the same at 48 kbps;
+//! - `adaptive`: [`tincan_fec::policy::AudioPolicy`] choosing among these every second from
+//!   the receiver's loss report (delivered one RTT later), within a 128 kbps budget; its
+//!   packets are always RED payloads (depth 0 when it picks no RED).
 
 use super::LabError;
 use clap::Args;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tincan_codec::AudioEncoder;
 use tincan_codec::opus::{DredDecoder, OpusConfig, OpusDecoder, OpusEncoder};
 use tincan_codec::resample::resample_all;
+use tincan_fec::policy::{AudioPolicy, AudioPolicyConfig, AudioPolicyStats, LossReport};
 use tincan_jitter::{AudioJitterBuffer, AudioJitterConfig, AudioPacket, OpusPacketDecoder};
 use tincan_media::wav::{self, WavWriter};
 use tincan_media::{AudioFormat, AudioFrame, Channels};
@@ -132,11 +135,13 @@ pub enum Scheme {
     Red(usize),
     /// DRED at this bitrate.
     Dred(u32),
+    /// The loss-adaptive policy.
+    Adaptive,
 }
 
 impl Scheme {
     /// Every scheme, in table order.
-    pub const ALL: [Scheme; 7] = [
+    pub const ALL: [Scheme; 8] = [
         Scheme::Plc,
         Scheme::Lbrr,
         Scheme::Red(1),
@@ -144,6 +149,7 @@ impl Scheme {
         Scheme::Red(4),
         Scheme::Dred(24_000),
         Scheme::Dred(48_000),
+        Scheme::Adaptive,
     ];
 
     /// Its name in file names and tables.
@@ -154,6 +160,7 @@ impl Scheme {
             Scheme::Red(depth) => format!("red{depth}"),
             Scheme::Dred(24_000) => "dred".into(),
             Scheme::Dred(bitrate) => format!("dred{}", bitrate / 1000),
+            Scheme::Adaptive => "adaptive".into(),
         }
     }
 
@@ -166,7 +173,7 @@ impl Scheme {
                 .with_bitrate(32_000)
                 .with_inband_fec(true)
                 .with_packet_loss_percent(loss_pct),
-            Scheme::Red(_) => base.with_bitrate(24_000),
+            Scheme::Red(_) | Scheme::Adaptive => base.with_bitrate(24_000),
             // DRED is only sent when the encoder expects some loss.
             Scheme::Dred(bitrate) => base
                 .with_bitrate(bitrate)
@@ -183,6 +190,7 @@ impl Scheme {
             Scheme::Lbrr => Duration::from_millis(20),
             Scheme::Red(depth) => Duration::from_millis(20 * depth.min(3) as u64),
             Scheme::Dred(_) => Duration::from_millis(40),
+            Scheme::Adaptive => Duration::ZERO,
         }
     }
 }
@@ -214,6 +222,35 @@ pub struct RunEntry {
     pub jitter_buffer_delay_ms: f64,
     /// Packets that arrived after their playout time, percent of packets sent.
     pub late_pct: f64,
+    /// What the adaptive policy did (adaptive scheme only).
+    pub policy: Option<PolicySummary>,
+}
+
+/// The adaptive policy's statistics, for the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySummary {
+    /// Settings changes.
+    pub changes: u64,
+    /// Steps up the ladder.
+    pub steps_up: u64,
+    /// Steps down the ladder.
+    pub steps_down: u64,
+    /// Reports where the budget capped the rung.
+    pub budget_limited: u64,
+    /// Reports handled at each rung of the ladder.
+    pub reports_at_level: Vec<u64>,
+}
+
+impl From<AudioPolicyStats> for PolicySummary {
+    fn from(stats: AudioPolicyStats) -> Self {
+        Self {
+            changes: stats.changes,
+            steps_up: stats.steps_up,
+            steps_down: stats.steps_down,
+            budget_limited: stats.budget_limited,
+            reports_at_level: stats.updates_at_level.to_vec(),
+        }
+    }
 }
 
 /// The manifest `cargo xtask quality` reads.
@@ -285,7 +322,7 @@ fn receive(
         timestamp: (index * FRAME) as u32,
         payload,
     };
-    if !matches!(scheme, Scheme::Red(_)) {
+    if !matches!(scheme, Scheme::Red(_) | Scheme::Adaptive) {
         let _ = buffer.insert(packet(k, payload), at);
         return;
     }
@@ -316,6 +353,9 @@ fn run_one(
     seed: u64,
     dir: &Path,
 ) -> Result<RunEntry, LabError> {
+    if scheme == Scheme::Adaptive {
+        return run_adaptive(args, speech, condition, seed, dir);
+    }
     let packets = encode(scheme, condition.loss, speech)?;
     let t0 = Instant::now();
     let arrivals = deliveries(
@@ -360,23 +400,186 @@ fn run_one(
         wav.write(&out)?;
     }
     wav.finalize()?;
-    let stats = *buffer.stats();
     let bytes: usize = packets.iter().map(Vec::len).sum();
+    Ok(entry(
+        scheme,
+        condition,
+        seed,
+        file,
+        buffer.stats(),
+        bytes,
+        packets.len(),
+        arrivals.len(),
+        media,
+    ))
+}
+
+/// The manifest entry of a run.
+#[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
+fn entry(
+    scheme: Scheme,
+    condition: &Condition,
+    seed: u64,
+    wav: String,
+    stats: &tincan_jitter::AudioJitterStats,
+    bytes: usize,
+    sent: usize,
+    received: usize,
+    media: Duration,
+) -> RunEntry {
     let played = stats.total_samples_received.max(1) as f64;
-    Ok(RunEntry {
+    RunEntry {
         scheme: scheme.name(),
         condition: condition.name.clone(),
         loss: condition.loss,
         burst: condition.burst,
         seed,
-        wav: file,
+        wav,
         kbps_sent: bytes as f64 * 8.0 / media.as_secs_f64() / 1000.0,
-        network_loss_pct: 100.0 * (packets.len() - arrivals.len()) as f64 / packets.len() as f64,
+        network_loss_pct: 100.0 * sent.saturating_sub(received) as f64 / sent.max(1) as f64,
         residual_loss_pct: 100.0 * stats.concealed_samples as f64 / played,
         recovered_pct: 100.0 * stats.recovered_samples as f64 / played,
         jitter_buffer_delay_ms: stats.mean_delay().as_secs_f64() * 1000.0,
-        late_pct: 100.0 * stats.late_packets as f64 / packets.len() as f64,
-    })
+        late_pct: 100.0 * stats.late_packets as f64 / sent.max(1) as f64,
+        policy: None,
+    }
+}
+
+/// Budget the adaptive scheme may spend on audio, bits per second.
+const ADAPTIVE_BUDGET: u32 = 128_000;
+/// How often the receiver reports loss.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The adaptive scheme: encoding follows the policy, which follows the receiver's reports.
+fn run_adaptive(
+    args: &LossArgs,
+    speech: &[i16],
+    condition: &Condition,
+    seed: u64,
+    dir: &Path,
+) -> Result<RunEntry, LabError> {
+    let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
+    let mut settings = *policy.current();
+    let mut encoder = OpusEncoder::new(&Scheme::Adaptive.opus_config(0.0))?;
+    encoder.set_bitrate(settings.opus_bitrate)?;
+    let mut red = RedEncoder::new(0)?;
+    let decoder = OpusPacketDecoder::new(OpusDecoder::new(RATE, Channels::Mono)?)
+        .with_dred(DredDecoder::new(RATE)?)?;
+    let mut buffer = AudioJitterBuffer::new(decoder, AudioJitterConfig::default())?;
+    let mut link: Link<usize> = Link::new(condition.link(args.delay_ms, args.jitter_ms), seed)?;
+    let t0 = Instant::now();
+    link.set_epoch(t0);
+    let frames: Vec<&[i16]> = speech.chunks_exact(FRAME).collect();
+    let mut packets: Vec<Vec<u8>> = Vec::with_capacity(frames.len());
+    let file = format!("adaptive_{}_s{seed}.wav", condition.name);
+    let mut wav = WavWriter::create(dir.join(&file), AudioFormat::new(RATE, Channels::Mono)?)?;
+    let media = Duration::from_millis(20 * frames.len() as u64);
+    let one_way = Duration::from_secs_f64(args.delay_ms / 1000.0);
+    let rtt = one_way * 2;
+    let pulls = ((media + TAIL + rtt).as_millis() / 10) as usize;
+    let mut out = vec![0i16; PULL];
+    let mut opus = [0u8; 1500];
+    // Receiver bookkeeping for reports: which packets arrived.
+    let mut received = vec![false; frames.len()];
+    let mut report_from = 0usize;
+    let mut next_report = t0 + REPORT_INTERVAL;
+    // Reports on their way to the sender: (arrival at the sender, report).
+    let mut reports: VecDeque<(Instant, LossReport)> = VecDeque::new();
+    let mut arrived = 0usize;
+    for p in 0..pulls {
+        let now = t0 + Duration::from_millis(10 * p as u64);
+        // Sender: apply the reports that have arrived, then send what is due.
+        while let Some(&(at, report)) = reports.front().filter(|(at, _)| *at <= now) {
+            reports.pop_front();
+            let next = policy.update(report, ADAPTIVE_BUDGET, at);
+            if next != settings {
+                encoder.set_bitrate(next.opus_bitrate)?;
+                encoder.set_inband_fec(next.inband_fec)?;
+                encoder.set_packet_loss_percent(next.expected_loss_pct)?;
+                encoder.set_dred_duration(next.dred)?;
+                if next.red_depth != settings.red_depth {
+                    red = RedEncoder::new(next.red_depth)?;
+                }
+                // The receiver's minimum delay travels in signalling; the lab applies it.
+                buffer.set_min_delay(next.min_jitter_delay);
+                settings = next;
+            }
+        }
+        while packets.len() < frames.len()
+            && t0 + Duration::from_millis(20 * packets.len() as u64) <= now
+        {
+            let k = packets.len();
+            let len = encoder.encode(frames[k], &mut opus)?;
+            let mut payload = Vec::new();
+            red.encode(OPUS_PT, (k * FRAME) as u32, &opus[..len], &mut payload)?;
+            link.send(
+                k,
+                payload.len() + 40,
+                t0 + Duration::from_millis(20 * k as u64),
+            );
+            packets.push(payload);
+        }
+        // Receiver: deliveries, reports, playout.
+        while let Poll::Deliver(d) = link.poll(now) {
+            received[d.packet] = true;
+            arrived += 1;
+            receive(
+                &mut buffer,
+                Scheme::Adaptive,
+                d.packet,
+                &packets[d.packet],
+                d.delivered_at,
+            );
+        }
+        if now >= next_report {
+            // Packets sent up to a one-way delay (and some jitter) ago had their chance.
+            let horizon = now.saturating_duration_since(t0 + one_way + Duration::from_millis(100));
+            let upto = ((horizon.as_millis() / 20) as usize).min(packets.len());
+            if upto > report_from {
+                let report = loss_report(&received[report_from..upto], rtt);
+                reports.push_back((now + one_way, report));
+                report_from = upto;
+            }
+            next_report += REPORT_INTERVAL;
+        }
+        let sent_all = packets.len() == frames.len() && link.in_flight() == 0;
+        if sent_all && buffer.packets_held() == 0 && buffer.samples_held() == 0 {
+            break;
+        }
+        buffer.pull(now, &mut out)?;
+        wav.write(&out)?;
+    }
+    wav.finalize()?;
+    let bytes: usize = packets.iter().map(Vec::len).sum();
+    let mut run = entry(
+        Scheme::Adaptive,
+        condition,
+        seed,
+        file,
+        buffer.stats(),
+        bytes,
+        packets.len(),
+        arrived,
+        media,
+    );
+    run.policy = Some((*policy.stats()).into());
+    Ok(run)
+}
+
+/// Loss rate and mean burst length of one report interval.
+fn loss_report(received: &[bool], rtt: Duration) -> LossReport {
+    let lost = received.iter().filter(|r| !**r).count();
+    let bursts = received.windows(2).filter(|w| w[0] && !w[1]).count()
+        + usize::from(received.first() == Some(&false));
+    LossReport {
+        loss: lost as f64 / received.len().max(1) as f64,
+        mean_burst: if bursts == 0 {
+            1.0
+        } else {
+            lost as f64 / bursts as f64
+        },
+        rtt,
+    }
 }
 
 /// The speech: the given WAV, or every fixture clip joined, at 48 kHz, whole frames.
@@ -622,7 +825,9 @@ mod tests {
         let names: Vec<String> = Scheme::ALL.iter().map(|s| s.name()).collect();
         assert_eq!(
             names,
-            ["plc", "lbrr", "red1", "red2", "red4", "dred", "dred48"]
+            [
+                "plc", "lbrr", "red1", "red2", "red4", "dred", "dred48", "adaptive"
+            ]
         );
     }
 }

@@ -1,0 +1,2 @@
+//! FEC benches (being written).
+fn main() {}
