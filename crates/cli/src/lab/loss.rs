@@ -386,17 +386,13 @@ fn run_one(
             receive(&mut buffer, scheme, k, &packets[k], at);
             next += 1;
         }
+        let info = buffer.pull(now, &mut out)?;
         // Once everything sent has been played, stop: concealing after the end of the
         // stream is not loss.
-        let sent_all = now >= t0 + media;
-        if sent_all
-            && next == arrivals.len()
-            && buffer.packets_held() == 0
-            && buffer.samples_held() == 0
-        {
+        let sent_all = now >= t0 + media && next == arrivals.len();
+        if sent_all && buffer.packets_held() == 0 && info.samples_from_packets == 0 {
             break;
         }
-        buffer.pull(now, &mut out)?;
         wav.write(&out)?;
     }
     wav.finalize()?;
@@ -542,11 +538,11 @@ fn run_adaptive(
             }
             next_report += REPORT_INTERVAL;
         }
+        let info = buffer.pull(now, &mut out)?;
         let sent_all = packets.len() == frames.len() && link.in_flight() == 0;
-        if sent_all && buffer.packets_held() == 0 && buffer.samples_held() == 0 {
+        if sent_all && buffer.packets_held() == 0 && info.samples_from_packets == 0 {
             break;
         }
-        buffer.pull(now, &mut out)?;
         wav.write(&out)?;
     }
     wav.finalize()?;
