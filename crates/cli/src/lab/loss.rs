@@ -60,6 +60,26 @@ pub struct LossArgs {
     /// Jitter (standard deviation) of the network, ms.
     #[arg(long, default_value_t = 20.0)]
     jitter_ms: f64,
+    /// The jitter buffer's target quantile (its default when not given).
+    #[arg(long)]
+    jitter_quantile: Option<f64>,
+    /// Turn the jitter buffer's time stretching off (it then only conceals, and its delay
+    /// only grows), to see what stretching costs in quality.
+    #[arg(long)]
+    no_time_stretching: bool,
+}
+
+impl LossArgs {
+    /// The receiver's jitter buffer configuration for a minimum delay.
+    fn jitter_config(&self, min_delay: Duration) -> AudioJitterConfig {
+        let default = AudioJitterConfig::default();
+        AudioJitterConfig {
+            min_delay,
+            target_quantile: self.jitter_quantile.unwrap_or(default.target_quantile),
+            time_stretching: !self.no_time_stretching,
+            ..default
+        }
+    }
 }
 
 /// A loss condition.
@@ -368,11 +388,7 @@ fn run_one(
     if let Scheme::Dred(_) = scheme {
         decoder = decoder.with_dred(DredDecoder::new(RATE)?)?;
     }
-    let config = AudioJitterConfig {
-        min_delay: scheme.min_delay(),
-        ..AudioJitterConfig::default()
-    };
-    let mut buffer = AudioJitterBuffer::new(decoder, config)?;
+    let mut buffer = AudioJitterBuffer::new(decoder, args.jitter_config(scheme.min_delay()))?;
     let file = format!("{}_{}_s{seed}.wav", scheme.name(), condition.name);
     let mut wav = WavWriter::create(dir.join(&file), AudioFormat::new(RATE, Channels::Mono)?)?;
     let media = Duration::from_millis(20 * packets.len() as u64);
@@ -461,7 +477,7 @@ fn run_adaptive(
     let mut red = RedEncoder::new(0)?;
     let decoder = OpusPacketDecoder::new(OpusDecoder::new(RATE, Channels::Mono)?)
         .with_dred(DredDecoder::new(RATE)?)?;
-    let mut buffer = AudioJitterBuffer::new(decoder, AudioJitterConfig::default())?;
+    let mut buffer = AudioJitterBuffer::new(decoder, args.jitter_config(Duration::ZERO))?;
     let mut link: Link<usize> = Link::new(condition.link(args.delay_ms, args.jitter_ms), seed)?;
     let t0 = Instant::now();
     link.set_epoch(t0);
