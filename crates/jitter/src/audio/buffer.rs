@@ -44,6 +44,9 @@ const MAX_TIMESTAMP_JUMP_S: f64 = 60.0;
 /// leaves no room to expand before the audio runs out, so a slow sender clock would be met
 /// with concealment instead of a pitch-period expansion.
 const FLOOR_TARGET_S: f64 = 0.005;
+/// Mean square below which audio counts as a pause that can be stretched inaudibly
+/// (−45 dBFS).
+const QUIET_MEAN_SQUARE: f64 = 184.0 * 184.0;
 /// Length of the cross-fade that merges decoded audio onto concealment.
 const MERGE_MS: usize = 3;
 /// Most segments `pending` is ever split into (decode, conceal, stretch pieces).
@@ -821,6 +824,11 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         } else {
             return None;
         };
+        // Editing speech is audible (PESQ scores it far below concealment-free playout);
+        // editing a pause is not. Near the target, wait for a quiet stretch of audio; only
+        // further off does any periodic speech get edited.
+        let urgent = headroom > target + (target / 2.0).max(0.020)
+            || headroom < target - (target / 4.0).max(0.010);
         // The region to stretch: after stretched audio, fresh decoded audio only.
         let mut start = 0;
         let mut first = 0;
@@ -847,6 +855,9 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         let min_input = self.stretcher.min_input();
         let channels = self.channels;
         let region = start * channels..(start + len) * channels;
+        if !urgent && !self.is_quiet(start, len.min(min_input)) {
+            return None;
+        }
         let change = if len >= min_input {
             self.stretcher.stretch(
                 &self.pending[region.clone()],
@@ -890,6 +901,17 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
                 Some(Operation::PreemptiveExpand)
             }
         }
+    }
+
+    /// Whether `len` samples of `pending` from `start` are a pause (below −45 dBFS).
+    fn is_quiet(&self, start: usize, len: usize) -> bool {
+        let channels = self.channels;
+        let samples = &self.pending[start * channels..(start + len) * channels];
+        if samples.is_empty() {
+            return false;
+        }
+        let energy: f64 = samples.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        energy / (samples.len() as f64) < QUIET_MEAN_SQUARE
     }
 
     /// Preemptive expansion of the first `len` samples of `pending` with the end of the
