@@ -720,7 +720,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         let (first_ts, first_seq) = (first.timestamp, first.sequence);
         // Concealment played while waiting covers the start of the gap.
         let waited = self.waited - self.waited % self.quantum;
-        let waited_ticks = self.ticks(waited).min(first_ts - self.next_ts);
+        let waited_ticks = self.ticks(waited).min((first_ts - self.next_ts).max(0));
         self.next_ts += waited_ticks;
         self.waited = 0;
         let gap = self.samples(first_ts - self.next_ts);
@@ -744,15 +744,14 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
             self.next_ts += self.ticks(frame);
             return Ok(Operation::ComfortNoise);
         }
-        let recovered = {
-            let first = self.packets.first().expect("checked above");
+        let recovered = self.packets.first().and_then(|first| {
             let out = &mut self.decode_scratch[..frame * self.channels];
             self.decoder
                 .recover(&first.payload, first.sequence as u64, gap, frame, out)
                 .ok()
                 .flatten()
                 .map(|_| first.arrival)
-        };
+        });
         self.next_ts += self.ticks(frame);
         if let Some(arrival) = recovered {
             self.stats.recovered_samples += frame as u64;
