@@ -610,10 +610,10 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
             self.nominal_frame = media;
         }
         let shift = sequence - self.next_sequence + 1;
-        self.decoded_mask = if shift >= 128 || shift <= 0 {
-            if shift <= 0 { self.decoded_mask | 1 } else { 1 }
-        } else {
-            (self.decoded_mask << shift) | 1
+        self.decoded_mask = match shift {
+            ..=0 => self.decoded_mask | 1,
+            1..128 => (self.decoded_mask << shift) | 1,
+            _ => 1,
         };
         self.next_sequence = self.next_sequence.max(sequence + 1);
         self.next_ts = timestamp + duration;
