@@ -7,6 +7,7 @@ pub mod fixed;
 pub mod jitter;
 pub mod loss;
 pub mod metrics;
+pub mod video_loss;
 
 use clap::{Args, Subcommand};
 
@@ -29,6 +30,9 @@ enum LabCommand {
     /// Speech through loss conditions with each audio recovery scheme, decoded to WAVs and a
     /// manifest for `cargo xtask quality`.
     Loss(loss::LossArgs),
+    /// H.264 video through loss conditions and outages with NACK/RTX, FlexFEC and keyframe
+    /// requests: freezes, frames decoded and recovery overhead.
+    VideoLoss(video_loss::VideoLossArgs),
 }
 
 /// Runs the lab asked for.
@@ -40,5 +44,6 @@ pub fn run(args: &LabArgs) -> Result<(), LabError> {
     match &args.command {
         LabCommand::Jitter(args) => jitter::run(args),
         LabCommand::Loss(args) => loss::run(args),
+        LabCommand::VideoLoss(args) => video_loss::run(args),
     }
 }
