@@ -80,6 +80,13 @@ pub struct VideoPolicyConfig {
     /// Most FEC packets per media packet for keyframes: they are rare, so the budget
     /// does not apply to them. Default 0.6.
     pub max_key_overhead: f64,
+    /// Chance a retransmission may be lost before a second copy of it is sent (the
+    /// copies are sent together). Default 0.02: from about 2% loss on, lost packets go
+    /// twice, because a lost retransmission costs another round trip, which freezes the
+    /// picture, while the copy costs only the (few) retransmitted bytes.
+    pub rtx_target: f64,
+    /// Most copies of one retransmission. Default 2.
+    pub max_rtx_copies: u8,
     /// Above this RTT NACK is off. Default 400 ms: a retransmission would arrive after
     /// the picture has already frozen.
     pub max_nack_rtt: Duration,
@@ -100,6 +107,8 @@ impl Default for VideoPolicyConfig {
             key_target: 0.005,
             max_delta_overhead: 0.5,
             max_key_overhead: 0.6,
+            rtx_target: 0.02,
+            max_rtx_copies: 2,
             max_nack_rtt: Duration::from_millis(400),
             smoothing: 0.4,
             hold_down: Duration::from_secs(3),
@@ -115,6 +124,8 @@ pub struct VideoProtection {
     pub loss: f64,
     /// NACK/RTX on: the receiver should NACK and the sender answer.
     pub nack: bool,
+    /// Copies of each retransmission to send (1 or more; meaningful with `nack`).
+    pub rtx_copies: u8,
     /// FEC packets per media packet of a typical delta frame (3 packets), for reports.
     pub delta_fraction: f64,
     /// FEC packets per media packet of a typical keyframe (20 packets), for reports.
@@ -283,6 +294,7 @@ impl VideoProtectionPolicy {
         VideoProtection {
             loss: self.decided_loss,
             nack: self.nack,
+            rtx_copies: self.rtx_copies(),
             delta_fraction: f64::from(self.delta[3]) / 3.0,
             key_fraction: f64::from(self.key[20]) / 20.0,
             budget_limited: self.budget_limited,
@@ -292,6 +304,19 @@ impl VideoProtectionPolicy {
     /// Whether the receiver should NACK and the sender retransmit.
     pub fn nack(&self) -> bool {
         self.nack
+    }
+
+    /// Copies of each retransmission: the fewest whose chance of all being lost at the
+    /// decided loss is under [`VideoPolicyConfig::rtx_target`], at most
+    /// [`VideoPolicyConfig::max_rtx_copies`] (and at least 1).
+    pub fn rtx_copies(&self) -> u8 {
+        let max = self.config.max_rtx_copies.max(1);
+        let loss = self.decided_loss.clamp(0.0, 1.0);
+        let mut copies = 1;
+        while copies < max && loss.powi(i32::from(copies)) > self.config.rtx_target {
+            copies += 1;
+        }
+        copies
     }
 
     /// The protection of a frame of `media_packets` packets (frames above
@@ -575,6 +600,24 @@ mod tests {
     }
 
     #[test]
+    fn retransmissions_are_doubled_under_heavy_loss() {
+        let mut policy = VideoProtectionPolicy::new(VideoPolicyConfig::default());
+        let t0 = Instant::now();
+        assert_eq!(
+            policy.update(report(0.01, 100), 800_000, 0, t0).rtx_copies,
+            1
+        );
+        assert_eq!(
+            policy.update(report(0.10, 100), 800_000, 0, t0).rtx_copies,
+            2
+        );
+        assert_eq!(
+            policy.update(report(0.90, 100), 800_000, 0, t0).rtx_copies,
+            2
+        );
+    }
+
+    #[test]
     fn high_rtt_turns_nack_off_and_fec_up() {
         let mut policy = VideoProtectionPolicy::new(VideoPolicyConfig::default());
         let t0 = Instant::now();
@@ -676,6 +719,7 @@ mod tests {
                 let d = policy.update(report(loss, rtt), 800_000, budget, now);
                 prop_assert!((0.0..=1.0).contains(&d.loss));
                 prop_assert_eq!(d.nack, policy.nack());
+                prop_assert!((1..=config.max_rtx_copies).contains(&d.rtx_copies));
                 let delta_cap = config.max_delta_overhead.min(budget_cap(800_000, budget));
                 for n in 1..=MAX_MEDIA_PACKETS {
                     let delta = policy.protection(false, n).fec_packets(n).unwrap();
