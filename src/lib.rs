@@ -20,6 +20,7 @@
 //! ```
 
 pub use tincan_codec as codec;
+pub use tincan_denoise as denoise;
 pub use tincan_fec as fec;
 pub use tincan_jitter as jitter;
 pub use tincan_media as media;

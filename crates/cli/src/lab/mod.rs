@@ -3,6 +3,7 @@
 //! Labs are sans-IO simulations: they drive the engine with made-up instants from a fixed
 //! origin, so they run faster than real time and give the same figures on every run.
 
+pub mod denoise;
 pub mod fixed;
 pub mod jitter;
 pub mod loss;
@@ -33,6 +34,9 @@ enum LabCommand {
     /// H.264 video through loss conditions and outages with NACK/RTX, FlexFEC and keyframe
     /// requests: freezes, frames decoded and recovery overhead.
     VideoLoss(video_loss::VideoLossArgs),
+    /// Speech mixed with noise at several SNRs, before and after voice processing, for
+    /// `cargo xtask quality`.
+    Denoise(denoise::DenoiseArgs),
 }
 
 /// Runs the lab asked for.
@@ -45,5 +49,6 @@ pub fn run(args: &LabArgs) -> Result<(), LabError> {
         LabCommand::Jitter(args) => jitter::run(args),
         LabCommand::Loss(args) => loss::run(args),
         LabCommand::VideoLoss(args) => video_loss::run(args),
+        LabCommand::Denoise(args) => denoise::run(args),
     }
 }
