@@ -90,6 +90,10 @@ pub struct VideoPolicyConfig {
     /// Above this RTT NACK is off. Default 400 ms: a retransmission would arrive after
     /// the picture has already frozen.
     pub max_nack_rtt: Duration,
+    /// Loss assumed until the first report, so the first keyframe, the one every later
+    /// frame depends on, is protected. Default 0.05. The first report replaces it at
+    /// once (no hold time: it was a guess, not a measurement).
+    pub initial_loss: f64,
     /// Weight of a new report in the smoothed loss, 0 < w ≤ 1. Default 0.4.
     pub smoothing: f64,
     /// How long the loss must stay low before protection is lowered. Default 3 s.
@@ -102,7 +106,7 @@ pub struct VideoPolicyConfig {
 impl Default for VideoPolicyConfig {
     fn default() -> Self {
         Self {
-            delta_target_with_nack: 0.06,
+            delta_target_with_nack: 0.12,
             delta_target: 0.01,
             key_target: 0.005,
             max_delta_overhead: 0.5,
@@ -110,6 +114,7 @@ impl Default for VideoPolicyConfig {
             rtx_target: 0.02,
             max_rtx_copies: 2,
             max_nack_rtt: Duration::from_millis(400),
+            initial_loss: 0.05,
             smoothing: 0.4,
             hold_down: Duration::from_secs(3),
             down_ratio: 0.7,
@@ -177,12 +182,18 @@ pub struct VideoProtectionPolicy {
 }
 
 impl VideoProtectionPolicy {
-    /// A policy starting with NACK on and no FEC (nothing is known about loss yet).
+    /// A policy starting with NACK on and FEC for
+    /// [`VideoPolicyConfig::initial_loss`] (nothing is known about loss yet).
     pub fn new(config: VideoPolicyConfig) -> Self {
+        let initial = if config.initial_loss.is_finite() {
+            config.initial_loss.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let mut policy = Self {
             config,
             smoothed: None,
-            decided_loss: 0.0,
+            decided_loss: initial,
             decided_cap: 1.0,
             nack: true,
             low_since: None,
@@ -227,6 +238,7 @@ impl VideoProtectionPolicy {
         } else {
             1.0
         };
+        let first = self.smoothed.is_none();
         let smoothed = self
             .smoothed
             .map_or(loss, |s| s + weight * (loss - s))
@@ -245,8 +257,11 @@ impl VideoProtectionPolicy {
             self.nack = nack;
         }
 
-        // Loss, raised at once, lowered after the hold time.
-        if smoothed > self.decided_loss {
+        // Loss, raised at once, lowered after the hold time (the initial guess at once).
+        if first {
+            retabulate |= smoothed != self.decided_loss;
+            self.decided_loss = smoothed;
+        } else if smoothed > self.decided_loss {
             self.decided_loss = smoothed;
             self.low_since = None;
             retabulate = true;
@@ -310,13 +325,11 @@ impl VideoProtectionPolicy {
     /// decided loss is under [`VideoPolicyConfig::rtx_target`], at most
     /// [`VideoPolicyConfig::max_rtx_copies`] (and at least 1).
     pub fn rtx_copies(&self) -> u8 {
-        let max = self.config.max_rtx_copies.max(1);
-        let loss = self.decided_loss.clamp(0.0, 1.0);
-        let mut copies = 1;
-        while copies < max && loss.powi(i32::from(copies)) > self.config.rtx_target {
-            copies += 1;
-        }
-        copies
+        redundant_copies(
+            self.decided_loss,
+            self.config.rtx_target,
+            self.config.max_rtx_copies,
+        )
     }
 
     /// The protection of a frame of `media_packets` packets (frames above
@@ -359,6 +372,31 @@ impl VideoProtectionPolicy {
             .0;
         }
     }
+}
+
+/// Copies of a small, important packet (a retransmission, a NACK) to send so that the
+/// chance of losing all of them at independent loss `loss` is at most `target`: the
+/// fewest that do, between 1 and `max` (at least 1).
+///
+/// ```
+/// use tincan_fec::video_policy::redundant_copies;
+/// assert_eq!(redundant_copies(0.01, 0.02, 3), 1);
+/// assert_eq!(redundant_copies(0.10, 0.02, 3), 2);
+/// assert_eq!(redundant_copies(0.30, 0.02, 3), 3);
+/// assert_eq!(redundant_copies(f64::NAN, 0.02, 0), 1);
+/// ```
+pub fn redundant_copies(loss: f64, target: f64, max: u8) -> u8 {
+    let loss = if loss.is_finite() {
+        loss.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let max = max.max(1);
+    let mut copies = 1;
+    while copies < max && loss.powi(i32::from(copies)) > target {
+        copies += 1;
+    }
+    copies
 }
 
 /// Sum of the table entries: more means more protection.

@@ -831,6 +831,49 @@ fn nack_list_overflow_clears_it_and_requests_a_keyframe() {
 }
 
 #[test]
+fn a_gap_longer_than_max_nack_gap_asks_for_a_keyframe_not_retransmissions() {
+    // An outage: a few packets a frame, but 2 s of frames missing. Retransmitting them
+    // could not bring the picture back in time (and the sender no longer holds them all).
+    let start = Instant::now();
+    let mut receiver = Receiver::new(VideoJitterConfig::default());
+    let mut sequence = 0u16;
+    let mut send = |receiver: &mut Receiver, sequence: &mut u16, index: u32| {
+        let at = start + FRAME_INTERVAL * index;
+        for packet in packetize(
+            &synthetic_au(index == 0, 2000, index),
+            sequence,
+            index * FRAME_TICKS,
+        ) {
+            receiver.insert(&packet, at);
+        }
+        receiver.drain(at);
+        at
+    };
+    for index in 0..3u32 {
+        send(&mut receiver, &mut sequence, index);
+    }
+    // 60 frames of 2 packets vanish.
+    sequence = sequence.wrapping_add(120);
+    let back = send(&mut receiver, &mut sequence, 63);
+    assert_eq!(receiver.keyframe_requests, vec![back]);
+    assert!(receiver.nacks.is_empty(), "{:?}", receiver.nacks);
+    assert_eq!(receiver.buffer.memory().nack_entries, 0);
+    assert_eq!(receiver.buffer.stats().nack_overflows, 1);
+
+    // The same gap over 300 ms of frames is NACKed as usual.
+    let mut receiver = Receiver::new(VideoJitterConfig::default());
+    let mut sequence = 0u16;
+    for index in 0..3u32 {
+        send(&mut receiver, &mut sequence, index);
+    }
+    sequence = sequence.wrapping_add(18);
+    send(&mut receiver, &mut sequence, 12);
+    assert_eq!(receiver.nacks.len(), 1);
+    assert_eq!(receiver.nacks[0].1.len(), 18);
+    assert_eq!(receiver.buffer.stats().nack_overflows, 0);
+}
+
+#[test]
 fn keyframe_requests_are_rate_limited_and_need_new_packets() {
     let start = Instant::now();
     let mut receiver = Receiver::new(VideoJitterConfig::default());

@@ -26,7 +26,9 @@
 //!   [`VideoJitterConfig::nack_delay`] and again every `max(1.25 × RTT, 20 ms)` until it
 //!   arrives or [`VideoJitterConfig::max_nack_retries`] is reached. The list is bounded by
 //!   [`VideoJitterConfig::max_nack_list`]: a gap that does not fit clears it and asks for a
-//!   keyframe instead, as NACK cannot repair it.
+//!   keyframe instead, as NACK cannot repair it. So does a gap spanning more media time
+//!   than [`VideoJitterConfig::max_nack_gap`] (an outage): the sender no longer holds
+//!   all of it, and the frames behind it would come too late to show anyway.
 //! - **Keyframe requests** (PLI) when decoding is stuck: the decode chain broke (a frame
 //!   dropped, a packet given up on, the NACK list overflowed), complete frames wait longer
 //!   than `max(stuck_timeout, 3 × NACK retry interval)` for an older missing one, or
@@ -160,6 +162,10 @@ pub struct VideoJitterConfig {
     pub max_frame_bytes: usize,
     /// Missing packets listed for NACK at most. Default 1000.
     pub max_nack_list: usize,
+    /// A sequence gap across more media time than this (RTP timestamps of the packets on
+    /// either side) is not NACKed: the list is cleared and a keyframe requested at once.
+    /// Default 500 ms.
+    pub max_nack_gap: Duration,
     /// Requests per missing packet before giving up on it. Default 10.
     pub max_nack_retries: u32,
     /// Wait before the first request of a missing packet, so a reordered packet can
@@ -194,6 +200,7 @@ impl Default for VideoJitterConfig {
             max_frames: 300,
             max_frame_bytes: 4 << 20,
             max_nack_list: 1000,
+            max_nack_gap: Duration::from_millis(500),
             max_nack_retries: 10,
             nack_delay: Duration::ZERO,
             min_playout_delay: Duration::ZERO,
@@ -237,6 +244,7 @@ impl VideoJitterConfig {
         }
         for (field, value) in [
             ("nack_delay", self.nack_delay),
+            ("max_nack_gap", self.max_nack_gap),
             ("max_playout_delay", self.max_playout_delay),
             ("render_delay", self.render_delay),
             ("keyframe_request_interval", self.keyframe_request_interval),
@@ -369,7 +377,9 @@ pub struct VideoJitterStats {
     pub nacked_packets: u64,
     /// Missing packets given up on after the last retry.
     pub nack_give_ups: u64,
-    /// Gaps too large for the NACK list, which was cleared for a keyframe request.
+    /// Gaps too large for the NACK list, or spanning more than
+    /// [`VideoJitterConfig::max_nack_gap`], for which the list was cleared and a keyframe
+    /// requested.
     pub nack_overflows: u64,
     /// `pliCount`: keyframe requests.
     pub keyframe_requests: u64,
@@ -704,13 +714,22 @@ impl VideoJitterBuffer {
         if sequence > stream.newest {
             // Only packets in order move the timestamp reference, so a stray old or
             // corrupt one cannot shift the unwrapping of the rest.
+            let previous_timestamp = stream.last_timestamp;
             stream.last_timestamp = timestamp;
             self.evict_before(sequence - capacity + 1, now);
-            if sequence > stream.newest + 1
-                && self.nack.add_gap(stream.newest + 1, sequence, now) == GapOutcome::Overflow
-            {
-                self.stats.nack_overflows += 1;
-                self.need_keyframe(now);
+            if sequence > stream.newest + 1 {
+                let gap_ticks = timestamp - previous_timestamp;
+                let outcome = if gap_ticks > self.max_nack_gap_ticks() {
+                    // An outage: retransmissions could not bring the frames back in time.
+                    self.nack.clear();
+                    GapOutcome::Overflow
+                } else {
+                    self.nack.add_gap(stream.newest + 1, sequence, now)
+                };
+                if outcome == GapOutcome::Overflow {
+                    self.stats.nack_overflows += 1;
+                    self.need_keyframe(now);
+                }
             }
             stream.newest = sequence;
         } else if let Some(sent) = self.nack.remove(sequence) {
@@ -812,6 +831,12 @@ impl VideoJitterBuffer {
         self.waiting_since = Some(now);
         self.too_old_run = 0;
         stream
+    }
+
+    /// [`VideoJitterConfig::max_nack_gap`] in RTP ticks.
+    fn max_nack_gap_ticks(&self) -> i64 {
+        let ticks = self.config.max_nack_gap.as_secs_f64() * f64::from(self.config.clock_rate);
+        ticks as i64
     }
 
     fn nack_retry_interval(&self) -> Duration {
