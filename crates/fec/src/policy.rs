@@ -51,25 +51,34 @@ pub struct AudioRedundancy {
     pub expected_loss_pct: u8,
     /// Earlier frames repeated in each packet (RED, RFC 2198); 0 = no RED.
     pub red_depth: usize,
+    /// Bitrate of the repeated frames: the primary's bitrate repeats the primary's bytes;
+    /// lower means a second encoder codes each frame again, cheaper, for the copies.
+    pub red_bitrate: u32,
+    /// How many times each packet is sent, spread evenly over the packet interval (1 =
+    /// once): at heavy random loss, more packets within the playout deadline beat deeper
+    /// redundancy in fewer packets.
+    pub packet_copies: u32,
     /// DRED duration cap; zero = no DRED.
     pub dred: Duration,
     /// Ask for retransmission of lost audio (the RTT leaves time before playout).
     pub nack: bool,
-    /// The jitter buffer's minimum delay, so that redundancy arrives in time.
-    pub min_jitter_delay: Duration,
+    /// Delay the receiver adds to its jitter estimate so that the packets carrying
+    /// redundancy for a lost frame arrive before the frame is due.
+    pub recovery_delay: Duration,
 }
 
 impl AudioRedundancy {
     /// Payload bitrate, roughly: the primary plus RED copies (with their 4-byte headers at
-    /// 50 packets a second) plus what DRED adds, with 5% for Opus's VBR overshoot.
+    /// 50 packets a second), times the packet copies, with 5% for Opus's VBR
+    /// overshoot. DRED bits come out of the primary's bitrate.
     pub fn bitrate(&self) -> u32 {
-        let dred = if self.dred.is_zero() { 0 } else { 4_000 };
         let red_headers = if self.red_depth == 0 {
             0
         } else {
             400 + 1_600 * self.red_depth as u32
         };
-        (self.opus_bitrate * (1 + self.red_depth as u32) + dred + red_headers) * 21 / 20
+        let once = self.opus_bitrate + self.red_bitrate * self.red_depth as u32 + red_headers;
+        once * self.packet_copies.max(1) * 21 / 20
     }
 }
 
@@ -81,54 +90,88 @@ struct Rung {
     opus_bitrate: u32,
     inband_fec: bool,
     red_depth: usize,
+    red_bitrate: u32,
+    packet_copies: u32,
     dred_ms: u64,
+    /// Packets after a lost frame's own that the receiver waits for.
+    wait_packets: u32,
 }
 
-/// The ladder, lightest first. RED copies are at the primary's bitrate.
+/// The ladder, lightest first, tuned with `tincan lab loss` (`docs/LOSS.md`): in-band FEC
+/// for light loss; RED copies coded again at a lower bitrate than the primary (a copy
+/// only plays when the primary was lost, so it need not be as good); at heavy loss each
+/// packet sent twice, because only packets that arrive before the frame's playout count
+/// and doubling the packet rate doubles them, where deeper RED would wait longer; and
+/// DRED in the primary at the top, so that the rare frame without any copy is rebuilt by
+/// the vocoder rather than concealed.
 const LADDER: [Rung; 6] = [
     Rung {
         enter_loss: 0.0,
         opus_bitrate: 32_000,
         inband_fec: false,
         red_depth: 0,
+        red_bitrate: 0,
+        packet_copies: 1,
         dred_ms: 0,
+        wait_packets: 0,
     },
     Rung {
         enter_loss: 0.02,
         opus_bitrate: 32_000,
         inband_fec: true,
         red_depth: 0,
+        red_bitrate: 0,
+        packet_copies: 1,
         dred_ms: 0,
+        wait_packets: 1,
     },
     Rung {
         enter_loss: 0.08,
-        opus_bitrate: 24_000,
+        opus_bitrate: 28_000,
         inband_fec: false,
         red_depth: 1,
-        dred_ms: 200,
+        red_bitrate: 16_000,
+        packet_copies: 1,
+        dred_ms: 0,
+        wait_packets: 1,
     },
     Rung {
         enter_loss: 0.15,
         opus_bitrate: 24_000,
         inband_fec: false,
         red_depth: 2,
-        dred_ms: 500,
+        red_bitrate: 16_000,
+        packet_copies: 1,
+        dred_ms: 0,
+        wait_packets: 1,
     },
     Rung {
-        enter_loss: 0.30,
+        enter_loss: 0.35,
+        opus_bitrate: 24_000,
+        inband_fec: false,
+        red_depth: 2,
+        red_bitrate: 16_000,
+        packet_copies: 2,
+        dred_ms: 0,
+        wait_packets: 2,
+    },
+    Rung {
+        enter_loss: 0.65,
         opus_bitrate: 20_000,
         inband_fec: false,
-        red_depth: 4,
+        red_depth: 3,
+        red_bitrate: 10_000,
+        packet_copies: 2,
         dred_ms: 1000,
-    },
-    Rung {
-        enter_loss: 0.60,
-        opus_bitrate: 16_000,
-        inband_fec: false,
-        red_depth: 5,
-        dred_ms: 1000,
+        wait_packets: 4,
     },
 ];
+
+/// Weight of a new report in the smoothed loss.
+const LOSS_SMOOTHING: f64 = 0.5;
+
+/// Deepest RED the policy uses (bursts deepen the rung's RED up to this).
+const MAX_RED_DEPTH: usize = 4;
 
 /// Tuning of the policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +222,8 @@ pub struct AudioPolicy {
     current: AudioRedundancy,
     /// Since when the loss has been low enough to step down.
     low_since: Option<Instant>,
+    /// Exponentially smoothed loss of the reports.
+    smoothed_loss: Option<f64>,
     stats: AudioPolicyStats,
 }
 
@@ -200,6 +245,7 @@ impl AudioPolicy {
             level: 0,
             current,
             low_since: None,
+            smoothed_loss: None,
             stats: AudioPolicyStats::default(),
         }
     }
@@ -231,8 +277,25 @@ impl AudioPolicy {
             },
             rtt: report.rtt,
         };
-        // Bursts make isolated-loss thresholds optimistic: weigh loss by burst length.
-        let effective = (loss * report.mean_burst.sqrt()).min(1.0);
+        // Random loss at rate p already has runs of mean length 1 / (1 - p); only bursts
+        // beyond that make isolated-loss thresholds optimistic.
+        let burstiness = (report.mean_burst * (1.0 - loss)).max(1.0);
+        let report = LossReport {
+            mean_burst: burstiness,
+            ..report
+        };
+        // One second of packets is a small sample (at 20% loss, +-6%): smooth it so that
+        // a noisy report does not buy a rung, but let a sharp rise through at once.
+        let previous = self.smoothed_loss.unwrap_or(loss);
+        let smoothed = previous + LOSS_SMOOTHING * (loss - previous);
+        self.smoothed_loss = Some(smoothed);
+        let loss = if loss > 2.0 * previous {
+            loss
+        } else {
+            smoothed
+        };
+        // Bursts make isolated-loss thresholds optimistic: weigh loss by burstiness.
+        let effective = (loss * burstiness.sqrt()).min(1.0);
         let wanted = LADDER
             .iter()
             .rposition(|r| effective >= r.enter_loss)
@@ -284,24 +347,18 @@ fn settings(
     config: &AudioPolicyConfig,
 ) -> AudioRedundancy {
     // Bursts longer than the RED depth defeat it: cover the mean burst when the rung uses
-    // RED at all (at most the deepest rung's depth).
+    // RED at all, and wait for the deeper copies.
     let red_depth = if rung.red_depth > 0 {
         rung.red_depth
             .max(report.mean_burst.ceil() as usize)
-            .min(LADDER[LADDER.len() - 1].red_depth)
+            .min(MAX_RED_DEPTH)
     } else {
         0
     };
-    let packets_back = if red_depth > 0 {
-        red_depth.min(3)
-    } else if rung.inband_fec || rung.dred_ms > 0 {
-        1
-    } else {
-        0
-    };
-    let min_jitter_delay = config.packet * packets_back as u32;
-    let nack = !report.rtt.is_zero()
-        && report.rtt.saturating_add(config.nack_margin) <= min_jitter_delay.max(config.packet * 3);
+    let wait_packets = rung.wait_packets + red_depth.saturating_sub(rung.red_depth) as u32;
+    let recovery_delay = config.packet * wait_packets;
+    let nack =
+        !report.rtt.is_zero() && report.rtt.saturating_add(config.nack_margin) <= recovery_delay;
     AudioRedundancy {
         level,
         opus_bitrate: rung.opus_bitrate,
@@ -312,9 +369,11 @@ fn settings(
             0
         },
         red_depth,
+        red_bitrate: rung.red_bitrate,
+        packet_copies: rung.packet_copies,
         dred: Duration::from_millis(rung.dred_ms),
         nack,
-        min_jitter_delay,
+        recovery_delay,
     }
 }
 
@@ -376,6 +435,42 @@ mod tests {
     }
 
     #[test]
+    fn random_loss_runs_are_not_bursts_and_one_noisy_report_buys_nothing() {
+        // At 80% random loss runs average 5 packets: that is no burstiness, so the top
+        // rung keeps its own RED depth and fits the budget.
+        let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
+        let now = Instant::now();
+        let heavy = LossReport {
+            loss: 0.8,
+            mean_burst: 5.0,
+            rtt: Duration::from_millis(100),
+        };
+        let settings = policy.update(heavy, 128_000, now);
+        assert_eq!(settings.level, LADDER.len() - 1);
+        assert_eq!(settings.red_depth, LADDER[LADDER.len() - 1].red_depth);
+        assert_eq!(policy.stats().budget_limited, 0);
+        // Steady 20% loss with one report of 36%: the smoothed loss stays on its rung.
+        let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
+        for (s, loss) in [0.2, 0.21, 0.19, 0.36, 0.2].into_iter().enumerate() {
+            let at = now + Duration::from_secs(s as u64);
+            assert_eq!(policy.update(report(loss), 128_000, at).level, 3, "{loss}");
+        }
+        // Real bursts (3 packets at 30%) deepen RED and the wait for it.
+        let bursty = LossReport {
+            loss: 0.3,
+            mean_burst: 3.0,
+            rtt: Duration::from_millis(100),
+        };
+        let settings = AudioPolicy::new(AudioPolicyConfig::default()).update(bursty, 128_000, now);
+        assert!(settings.red_depth >= 3, "{settings:?}");
+        assert!(
+            settings.recovery_delay >= Duration::from_millis(40),
+            "{settings:?}"
+        );
+        assert!(settings.bitrate() <= 128_000);
+    }
+
+    #[test]
     fn the_budget_caps_the_rung() {
         let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
         let settings = policy.update(report(0.5), 64_000, Instant::now());
@@ -393,8 +488,8 @@ mod tests {
         };
         let settings = policy.update(bursty, 1_000_000, Instant::now());
         assert!(settings.red_depth >= 3, "{settings:?}");
-        assert_eq!(settings.min_jitter_delay, Duration::from_millis(60));
-        // 300 ms RTT does not fit a 60 ms buffer: no audio NACK.
+        assert_eq!(settings.recovery_delay, Duration::from_millis(40));
+        // 300 ms RTT does not fit a 40 ms wait: no audio NACK.
         assert!(!settings.nack);
     }
 

@@ -703,3 +703,95 @@ fn merges_after_concealment_have_no_clicks() {
     assert!(p95 <= 1.2, "{p95}");
     assert!(worst <= 2.0, "{worst}");
 }
+
+/// The high-quality configuration holds its 100 ms start for 3 s, then settles on the
+/// 99.9th percentile; a recovery delay raises the target above the typical delay by about
+/// that much, and the media timestamp of each pull advances by one pull while nothing is
+/// edited.
+#[test]
+fn start_hold_recovery_delay_and_media_time() {
+    let link = LinkConfig {
+        delay_ms: 40.0,
+        jitter_ms: 5.0,
+        ..LinkConfig::default()
+    };
+    let packets = packets(1000, false, false);
+    let quality = run(
+        &packets,
+        link.clone(),
+        0.0,
+        20.0,
+        AudioJitterConfig::high_quality(),
+        5,
+    );
+    let target_at = |run: &Run, s: f64| {
+        run.pulls
+            .iter()
+            .find(|p| p.0 >= Duration::from_secs_f64(s))
+            .map(|p| p.3)
+            .expect("pull")
+    };
+    for s in [0.5, 1.5, 2.5] {
+        assert!(
+            target_at(&quality, s) >= Duration::from_millis(100),
+            "held at {s} s"
+        );
+    }
+    let settled = target_at(&quality, 15.0);
+    assert!(
+        settled < Duration::from_millis(60),
+        "5 ms of jitter needs far less than the start delay: {settled:?}"
+    );
+    let with_recovery = run(
+        &packets,
+        link,
+        0.0,
+        20.0,
+        AudioJitterConfig {
+            recovery_delay: Duration::from_millis(60),
+            ..AudioJitterConfig::high_quality()
+        },
+        5,
+    );
+    let raised = target_at(&with_recovery, 15.0);
+    assert!(
+        raised >= settled + Duration::from_millis(40)
+            && raised <= settled + Duration::from_millis(75),
+        "{settled:?} -> {raised:?}"
+    );
+
+    // Media time: one pull (480 ticks at 48 kHz) per pull in steady playout.
+    let mut jb = buffer(AudioJitterConfig::default());
+    let t0 = Instant::now();
+    let mut out = vec![0i16; jb.samples_per_pull()];
+    let mut stamps = Vec::new();
+    for p in 0..200u32 {
+        let now = t0 + Duration::from_millis(10 * u64::from(p));
+        if p % 2 == 0 {
+            let k = (p / 2) as usize;
+            jb.insert(
+                AudioPacket {
+                    ssrc: 9,
+                    sequence: k as u16,
+                    timestamp: 1_000 + k as u32 * 960,
+                    payload: &packets[k],
+                },
+                now,
+            )
+            .expect("insert");
+        }
+        let info = jb.pull(now, &mut out).expect("pull");
+        if info.operation == Operation::Normal {
+            stamps.push(info.media_timestamp.expect("playing"));
+        }
+    }
+    assert!(stamps.len() > 100);
+    assert!(stamps[0] >= 1_000);
+    assert!(
+        stamps
+            .windows(2)
+            .filter(|w| w[1].wrapping_sub(w[0]) == 480)
+            .count()
+            > 90
+    );
+}

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use tincan_codec::AudioEncoder;
 use tincan_codec::opus::{DredDecoder, OpusConfig, OpusDecoder, OpusEncoder};
 use tincan_codec::resample::resample_all;
-use tincan_fec::policy::{AudioPolicy, AudioPolicyConfig, AudioPolicyStats, LossReport};
+use tincan_fec::policy::{
+    AudioPolicy, AudioPolicyConfig, AudioPolicyStats, AudioRedundancy, LossReport,
+};
 use tincan_jitter::{AudioJitterBuffer, AudioJitterConfig, AudioPacket, OpusPacketDecoder};
 use tincan_media::wav::{self, WavWriter};
 use tincan_media::{AudioFormat, AudioFrame, Channels};
@@ -67,14 +69,33 @@ pub struct LossArgs {
     /// only grows), to see what stretching costs in quality.
     #[arg(long)]
     no_time_stretching: bool,
+    /// The receiver as for interactive calls (98% of packets in time, 60 ms start)
+    /// instead of the high-quality configuration (99.9%, 100 ms start, speech edited
+    /// only far from the target).
+    #[arg(long)]
+    interactive_receiver: bool,
+    /// The adaptive scheme conceals with the classic PLC instead of the deep PLC.
+    #[arg(long)]
+    classic_plc: bool,
+    /// RED copies at this bitrate (kbit/s) from a second encoder instead of repeating the
+    /// 24 kbps primary (fixed RED schemes).
+    #[arg(long)]
+    red_copy_kbps: Option<u32>,
+    /// Send every packet this many times, spread over its 20 ms (fixed schemes).
+    #[arg(long, default_value_t = 1)]
+    packet_copies: u32,
 }
 
 impl LossArgs {
-    /// The receiver's jitter buffer configuration for a minimum delay.
-    fn jitter_config(&self, min_delay: Duration) -> AudioJitterConfig {
-        let default = AudioJitterConfig::default();
+    /// The receiver's jitter buffer configuration with a recovery delay.
+    fn jitter_config(&self, recovery_delay: Duration) -> AudioJitterConfig {
+        let default = if self.interactive_receiver {
+            AudioJitterConfig::default()
+        } else {
+            AudioJitterConfig::high_quality()
+        };
         AudioJitterConfig {
-            min_delay,
+            recovery_delay,
             target_quantile: self.jitter_quantile.unwrap_or(default.target_quantile),
             time_stretching: !self.no_time_stretching,
             ..default
@@ -147,8 +168,10 @@ impl Condition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
-    /// Decoder concealment only.
+    /// Decoder concealment only (classic PLC).
     Plc,
+    /// Decoder concealment only, with libopus's deep PLC (decoder complexity 10).
+    DeepPlc,
     /// Opus in-band FEC.
     Lbrr,
     /// RED with this many redundant frames.
@@ -161,8 +184,9 @@ pub enum Scheme {
 
 impl Scheme {
     /// Every scheme, in table order.
-    pub const ALL: [Scheme; 8] = [
+    pub const ALL: [Scheme; 9] = [
         Scheme::Plc,
+        Scheme::DeepPlc,
         Scheme::Lbrr,
         Scheme::Red(1),
         Scheme::Red(2),
@@ -176,6 +200,7 @@ impl Scheme {
     pub fn name(self) -> String {
         match self {
             Scheme::Plc => "plc".into(),
+            Scheme::DeepPlc => "deepplc".into(),
             Scheme::Lbrr => "lbrr".into(),
             Scheme::Red(depth) => format!("red{depth}"),
             Scheme::Dred(24_000) => "dred".into(),
@@ -184,33 +209,46 @@ impl Scheme {
         }
     }
 
-    fn opus_config(self, loss: f64) -> OpusConfig {
+    /// The sender's settings for a fixed scheme under `loss` (the adaptive scheme starts
+    /// from the policy's lightest rung instead).
+    fn settings(self, loss: f64, args: &LossArgs) -> AudioRedundancy {
         let loss_pct = (loss * 100.0).round().clamp(0.0, 100.0) as u8;
-        let base = OpusConfig::new(RATE, Channels::Mono);
+        let none = AudioRedundancy {
+            level: 0,
+            opus_bitrate: 32_000,
+            inband_fec: false,
+            expected_loss_pct: 0,
+            red_depth: 0,
+            red_bitrate: 0,
+            packet_copies: args.packet_copies.clamp(1, 4),
+            dred: Duration::ZERO,
+            nack: false,
+            recovery_delay: Duration::ZERO,
+        };
+        let packet = Duration::from_millis(20);
         match self {
-            Scheme::Plc => base.with_bitrate(32_000),
-            Scheme::Lbrr => base
-                .with_bitrate(32_000)
-                .with_inband_fec(true)
-                .with_packet_loss_percent(loss_pct),
-            Scheme::Red(_) | Scheme::Adaptive => base.with_bitrate(24_000),
+            Scheme::Plc | Scheme::DeepPlc | Scheme::Adaptive => none,
+            Scheme::Lbrr => AudioRedundancy {
+                inband_fec: true,
+                expected_loss_pct: loss_pct,
+                recovery_delay: packet,
+                ..none
+            },
+            Scheme::Red(depth) => AudioRedundancy {
+                opus_bitrate: 24_000,
+                red_depth: depth,
+                red_bitrate: args.red_copy_kbps.map_or(24_000, |k| k * 1000),
+                recovery_delay: packet * depth.min(3) as u32,
+                ..none
+            },
             // DRED is only sent when the encoder expects some loss.
-            Scheme::Dred(bitrate) => base
-                .with_bitrate(bitrate)
-                .with_packet_loss_percent(loss_pct.max(10))
-                .with_dred_duration(Duration::from_secs(1)),
-        }
-    }
-
-    /// The jitter buffer's minimum delay: redundancy only helps when the packet carrying
-    /// it is buffered when the lost frame is due.
-    fn min_delay(self) -> Duration {
-        match self {
-            Scheme::Plc => Duration::ZERO,
-            Scheme::Lbrr => Duration::from_millis(20),
-            Scheme::Red(depth) => Duration::from_millis(20 * depth.min(3) as u64),
-            Scheme::Dred(_) => Duration::from_millis(40),
-            Scheme::Adaptive => Duration::ZERO,
+            Scheme::Dred(bitrate) => AudioRedundancy {
+                opus_bitrate: bitrate,
+                expected_loss_pct: loss_pct.max(10),
+                dred: Duration::from_secs(1),
+                recovery_delay: packet * 2,
+                ..none
+            },
         }
     }
 }
@@ -232,7 +270,9 @@ pub struct RunEntry {
     pub wav: String,
     /// Payload bitrate actually sent (RTP payloads, headers excluded), kbit/s.
     pub kbps_sent: f64,
-    /// Packets the network dropped, percent.
+    /// Packets sent (duplicates included).
+    pub packets_sent: usize,
+    /// Frames none of whose packets arrived, percent.
     pub network_loss_pct: f64,
     /// Audio concealed rather than decoded or rebuilt, percent of what was played.
     pub residual_loss_pct: f64,
@@ -240,7 +280,12 @@ pub struct RunEntry {
     pub recovered_pct: f64,
     /// Mean jitter buffer delay (arrival to playout), ms.
     pub jitter_buffer_delay_ms: f64,
-    /// Packets that arrived after their playout time, percent of packets sent.
+    /// Mean mouth-to-ear delay of what was played: capture framing (20 ms), network,
+    /// jitter buffer and Opus's 6.5 ms look-ahead; device buffers excluded.
+    pub mouth_to_ear_ms: f64,
+    /// 95th percentile of the same.
+    pub mouth_to_ear_p95_ms: f64,
+    /// Packets that arrived after their playout time, percent of frames sent.
     pub late_pct: f64,
     /// What the adaptive policy did (adaptive scheme only).
     pub policy: Option<PolicySummary>,
@@ -273,6 +318,17 @@ impl From<AudioPolicyStats> for PolicySummary {
     }
 }
 
+/// Where one clip lies in the reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClipSpan {
+    /// The clip's file name.
+    pub name: String,
+    /// Start in the reference, seconds.
+    pub start_s: f64,
+    /// End in the reference, seconds.
+    pub end_s: f64,
+}
+
 /// The manifest `cargo xtask quality` reads.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
@@ -282,72 +338,113 @@ pub struct Manifest {
     pub sample_rate: u32,
     /// One-way delay and jitter of the network, ms.
     pub network: (f64, f64),
+    /// The clips the reference joins, in order: `cargo xtask quality` scores each alone.
+    pub clips: Vec<ClipSpan>,
     /// The runs.
     pub runs: Vec<RunEntry>,
 }
 
-/// Opus packets of `speech` for a scheme (RED payloads for RED schemes).
-fn encode(scheme: Scheme, loss: f64, speech: &[i16]) -> Result<Vec<Vec<u8>>, LabError> {
-    let mut encoder = OpusEncoder::new(&scheme.opus_config(loss))?;
-    let mut red = match scheme {
-        Scheme::Red(depth) => Some(RedEncoder::new(depth)?),
-        _ => None,
-    };
-    let mut packet = [0u8; 1500];
-    let mut packets = Vec::with_capacity(speech.len() / FRAME);
-    for (k, frame) in speech.chunks_exact(FRAME).enumerate() {
-        let len = encoder.encode(frame, &mut packet)?;
-        match red.as_mut() {
-            Some(red) => {
-                let mut out = Vec::new();
-                red.encode(OPUS_PT, (k * FRAME) as u32, &packet[..len], &mut out)?;
-                packets.push(out);
-            }
-            None => packets.push(packet[..len].to_vec()),
-        }
-    }
-    Ok(packets)
+/// How the sender picks its settings.
+enum Control {
+    /// The same settings for the whole run.
+    Fixed(AudioRedundancy),
+    /// The loss-adaptive policy, fed by the receiver's reports.
+    Adaptive(Box<AudioPolicy>),
 }
 
-/// Deliveries of `count` packets sent every 20 ms: (packet index, arrival).
-fn deliveries(
-    link: LinkConfig,
-    seed: u64,
-    count: usize,
-    t0: Instant,
-) -> Result<Vec<(usize, Instant)>, LabError> {
-    let mut link = Link::new(link, seed)?;
-    link.set_epoch(t0);
-    for k in 0..count {
-        link.send(k, 100, t0 + Duration::from_millis(20 * k as u64));
+/// The sending side of a run: Opus encoders (the primary, and a cheaper one for RED copies
+/// when the settings ask for it) and the RED packetizer.
+struct Sender {
+    settings: AudioRedundancy,
+    encoder: OpusEncoder,
+    copy_encoder: OpusEncoder,
+    red: RedEncoder,
+    opus: [u8; 1500],
+    copy: [u8; 1500],
+}
+
+impl Sender {
+    fn new(settings: AudioRedundancy) -> Result<Self, LabError> {
+        let base = OpusConfig::new(RATE, Channels::Mono);
+        let mut sender = Self {
+            settings,
+            encoder: OpusEncoder::new(&base)?,
+            copy_encoder: OpusEncoder::new(&base)?,
+            red: RedEncoder::new(0)?,
+            opus: [0; 1500],
+            copy: [0; 1500],
+        };
+        sender.configure(settings, true)?;
+        Ok(sender)
     }
-    let mut out = Vec::with_capacity(count);
-    while let Poll::Deliver(d) = link.poll(t0 + Duration::from_secs(24 * 3600)) {
-        out.push((d.packet, d.delivered_at));
+
+    /// Applies new settings to the encoders.
+    fn configure(&mut self, next: AudioRedundancy, first: bool) -> Result<(), LabError> {
+        let old = self.settings;
+        self.encoder.set_bitrate(next.opus_bitrate)?;
+        self.encoder.set_inband_fec(next.inband_fec)?;
+        self.encoder
+            .set_packet_loss_percent(next.expected_loss_pct)?;
+        self.encoder.set_dred_duration(next.dred)?;
+        if next.red_bitrate > 0 {
+            self.copy_encoder.set_bitrate(next.red_bitrate)?;
+        }
+        if first || next.red_depth != old.red_depth {
+            self.red = RedEncoder::new(next.red_depth)?;
+        }
+        self.settings = next;
+        Ok(())
     }
-    Ok(out)
+
+    /// The payload for frame `k`, and whether it is a RED payload.
+    fn encode(&mut self, k: usize, frame: &[i16]) -> Result<(Vec<u8>, bool), LabError> {
+        let len = self.encoder.encode(frame, &mut self.opus)?;
+        // The copy encoder codes every frame while copies are cheaper than the primary,
+        // so its state is warm when a frame is needed.
+        let cheap_copies =
+            self.settings.red_depth > 0 && self.settings.red_bitrate < self.settings.opus_bitrate;
+        if self.settings.red_depth == 0 {
+            return Ok((self.opus[..len].to_vec(), false));
+        }
+        let mut payload = Vec::with_capacity(len * (1 + self.settings.red_depth) + 32);
+        let timestamp = (k * FRAME) as u32;
+        if cheap_copies {
+            let copy_len = self.copy_encoder.encode(frame, &mut self.copy)?;
+            self.red.encode_with_copy(
+                OPUS_PT,
+                timestamp,
+                &self.opus[..len],
+                &self.copy[..copy_len],
+                &mut payload,
+            )?;
+        } else {
+            self.red
+                .encode(OPUS_PT, timestamp, &self.opus[..len], &mut payload)?;
+        }
+        Ok((payload, true))
+    }
+}
+
+/// A packet on the wire: the frame it carries and its payload.
+struct Sent {
+    payload: Vec<u8>,
+    red: bool,
 }
 
 /// Feeds one received payload to the buffer: RED blocks oldest first, then the primary.
-fn receive(
-    buffer: &mut AudioJitterBuffer<OpusPacketDecoder>,
-    scheme: Scheme,
-    k: usize,
-    payload: &[u8],
-    at: Instant,
-) {
+fn receive(buffer: &mut AudioJitterBuffer<OpusPacketDecoder>, k: usize, sent: &Sent, at: Instant) {
     let packet = |index: usize, payload| AudioPacket {
         ssrc: 1,
         sequence: index as u16,
         timestamp: (index * FRAME) as u32,
         payload,
     };
-    if !matches!(scheme, Scheme::Red(_) | Scheme::Adaptive) {
-        let _ = buffer.insert(packet(k, payload), at);
+    if !sent.red {
+        let _ = buffer.insert(packet(k, &sent.payload), at);
         return;
     }
     // A payload that does not parse is dropped as the network would drop garbage.
-    let Ok(red) = RedPayload::parse(payload) else {
+    let Ok(red) = RedPayload::parse(&sent.payload) else {
         return;
     };
     for block in red.redundant() {
@@ -364,7 +461,21 @@ fn receive(
     }
 }
 
+/// Budget the adaptive scheme may spend on audio, bits per second.
+const ADAPTIVE_BUDGET: u32 = 128_000;
+/// How often the receiver reports loss.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Opus's algorithmic delay at 48 kHz (look-ahead and resampler): the decoded output lags
+/// the input by 312 samples.
+const OPUS_DELAY: Duration = Duration::from_micros(6_500);
+
 /// Runs one scheme on one condition with one seed; writes its WAV into `dir`.
+///
+/// Sender, network and receiver run on one made-up clock in 10 ms steps: every 20 ms the
+/// sender encodes a frame with its current settings and sends it (several times, spread
+/// over the 20 ms, when the settings ask for packet copies); the receiver splits RED payloads into the jitter
+/// buffer, pulls 10 ms of playout, and every second reports the loss it saw, which reaches
+/// the sender's policy one one-way delay later.
 fn run_one(
     args: &LossArgs,
     speech: &[i16],
@@ -373,180 +484,95 @@ fn run_one(
     seed: u64,
     dir: &Path,
 ) -> Result<RunEntry, LabError> {
-    if scheme == Scheme::Adaptive {
-        return run_adaptive(args, speech, condition, seed, dir);
-    }
-    let packets = encode(scheme, condition.loss, speech)?;
-    let t0 = Instant::now();
-    let arrivals = deliveries(
-        condition.link(args.delay_ms, args.jitter_ms),
-        seed,
-        packets.len(),
-        t0,
-    )?;
-    let mut decoder = OpusPacketDecoder::new(OpusDecoder::new(RATE, Channels::Mono)?);
-    if let Scheme::Dred(_) = scheme {
-        decoder = decoder.with_dred(DredDecoder::new(RATE)?)?;
-    }
-    let mut buffer = AudioJitterBuffer::new(decoder, args.jitter_config(scheme.min_delay()))?;
-    let file = format!("{}_{}_s{seed}.wav", scheme.name(), condition.name);
-    let mut wav = WavWriter::create(dir.join(&file), AudioFormat::new(RATE, Channels::Mono)?)?;
-    let media = Duration::from_millis(20 * packets.len() as u64);
-    let pulls =
-        ((media + TAIL + Duration::from_millis(args.delay_ms as u64)).as_millis() / 10) as usize;
-    let mut out = vec![0i16; PULL];
-    let mut next = 0;
-    for p in 0..pulls {
-        let now = t0 + Duration::from_millis(10 * p as u64);
-        while let Some(&(k, at)) = arrivals.get(next).filter(|(_, at)| *at <= now) {
-            receive(&mut buffer, scheme, k, &packets[k], at);
-            next += 1;
+    let mut control = match scheme {
+        Scheme::Adaptive => {
+            Control::Adaptive(Box::new(AudioPolicy::new(AudioPolicyConfig::default())))
         }
-        let info = buffer.pull(now, &mut out)?;
-        // Once everything sent has been played, stop: concealing after the end of the
-        // stream is not loss.
-        let sent_all = now >= t0 + media && next == arrivals.len();
-        if sent_all && buffer.packets_held() == 0 && info.samples_from_packets == 0 {
-            break;
-        }
-        wav.write(&out)?;
-    }
-    wav.finalize()?;
-    let bytes: usize = packets.iter().map(Vec::len).sum();
-    Ok(entry(
-        scheme,
-        condition,
-        seed,
-        file,
-        buffer.stats(),
-        bytes,
-        packets.len(),
-        arrivals.len(),
-        media,
-    ))
-}
-
-/// The manifest entry of a run.
-#[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
-fn entry(
-    scheme: Scheme,
-    condition: &Condition,
-    seed: u64,
-    wav: String,
-    stats: &tincan_jitter::AudioJitterStats,
-    bytes: usize,
-    sent: usize,
-    received: usize,
-    media: Duration,
-) -> RunEntry {
-    let played = stats.total_samples_received.max(1) as f64;
-    RunEntry {
-        scheme: scheme.name(),
-        condition: condition.name.clone(),
-        loss: condition.loss,
-        burst: condition.burst,
-        seed,
-        wav,
-        kbps_sent: bytes as f64 * 8.0 / media.as_secs_f64() / 1000.0,
-        network_loss_pct: 100.0 * sent.saturating_sub(received) as f64 / sent.max(1) as f64,
-        residual_loss_pct: 100.0 * stats.concealed_samples as f64 / played,
-        recovered_pct: 100.0 * stats.recovered_samples as f64 / played,
-        jitter_buffer_delay_ms: stats.mean_delay().as_secs_f64() * 1000.0,
-        late_pct: 100.0 * stats.late_packets as f64 / sent.max(1) as f64,
-        policy: None,
-    }
-}
-
-/// Budget the adaptive scheme may spend on audio, bits per second.
-const ADAPTIVE_BUDGET: u32 = 128_000;
-/// How often the receiver reports loss.
-const REPORT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The adaptive scheme: encoding follows the policy, which follows the receiver's reports.
-fn run_adaptive(
-    args: &LossArgs,
-    speech: &[i16],
-    condition: &Condition,
-    seed: u64,
-    dir: &Path,
-) -> Result<RunEntry, LabError> {
-    let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
-    let mut settings = *policy.current();
-    let mut encoder = OpusEncoder::new(&Scheme::Adaptive.opus_config(0.0))?;
-    encoder.set_bitrate(settings.opus_bitrate)?;
-    let mut red = RedEncoder::new(0)?;
-    let decoder = OpusPacketDecoder::new(OpusDecoder::new(RATE, Channels::Mono)?)
+        _ => Control::Fixed(scheme.settings(condition.loss, args)),
+    };
+    let initial = match &control {
+        Control::Fixed(settings) => *settings,
+        Control::Adaptive(policy) => *policy.current(),
+    };
+    let mut sender = Sender::new(initial)?;
+    let mut decoder = OpusPacketDecoder::new(OpusDecoder::new(RATE, Channels::Mono)?)
         .with_dred(DredDecoder::new(RATE)?)?;
-    let mut buffer = AudioJitterBuffer::new(decoder, args.jitter_config(Duration::ZERO))?;
+    if scheme == Scheme::DeepPlc || (scheme == Scheme::Adaptive && !args.classic_plc) {
+        // Deep PLC as the last resort: bit-exact with complexity 0 while nothing is lost.
+        decoder.decoder_mut().set_complexity(10)?;
+    }
+    let mut buffer = AudioJitterBuffer::new(decoder, args.jitter_config(initial.recovery_delay))?;
     let mut link: Link<usize> = Link::new(condition.link(args.delay_ms, args.jitter_ms), seed)?;
     let t0 = Instant::now();
     link.set_epoch(t0);
     let frames: Vec<&[i16]> = speech.chunks_exact(FRAME).collect();
-    let mut packets: Vec<Vec<u8>> = Vec::with_capacity(frames.len());
-    let file = format!("adaptive_{}_s{seed}.wav", condition.name);
+    let mut sent: Vec<Sent> = Vec::with_capacity(frames.len());
+    let file = format!("{}_{}_s{seed}.wav", scheme.name(), condition.name);
     let mut wav = WavWriter::create(dir.join(&file), AudioFormat::new(RATE, Channels::Mono)?)?;
     let media = Duration::from_millis(20 * frames.len() as u64);
     let one_way = Duration::from_secs_f64(args.delay_ms / 1000.0);
     let rtt = one_way * 2;
     let pulls = ((media + TAIL + rtt).as_millis() / 10) as usize;
     let mut out = vec![0i16; PULL];
-    let mut opus = [0u8; 1500];
-    // Receiver bookkeeping for reports: which packets arrived.
+    let mut bytes = 0usize;
+    let mut packets_sent = 0usize;
+    // Receiver bookkeeping for reports: which frames arrived (in any copy).
     let mut received = vec![false; frames.len()];
+    let mut frames_received = 0usize;
     let mut report_from = 0usize;
     let mut next_report = t0 + REPORT_INTERVAL;
     // Reports on their way to the sender: (arrival at the sender, report).
     let mut reports: VecDeque<(Instant, LossReport)> = VecDeque::new();
-    let mut arrived = 0usize;
+    // Duplicates waiting for their send time: (send time, frame).
+    let mut duplicates: VecDeque<(Instant, usize)> = VecDeque::new();
+    let mut mouth_to_ear = Vec::with_capacity(pulls);
     for p in 0..pulls {
         let now = t0 + Duration::from_millis(10 * p as u64);
         // Sender: apply the reports that have arrived, then send what is due.
         while let Some(&(at, report)) = reports.front().filter(|(at, _)| *at <= now) {
             reports.pop_front();
-            let next = policy.update(report, ADAPTIVE_BUDGET, at);
-            if next != settings {
-                encoder.set_bitrate(next.opus_bitrate)?;
-                encoder.set_inband_fec(next.inband_fec)?;
-                encoder.set_packet_loss_percent(next.expected_loss_pct)?;
-                encoder.set_dred_duration(next.dred)?;
-                if next.red_depth != settings.red_depth {
-                    red = RedEncoder::new(next.red_depth)?;
+            if let Control::Adaptive(policy) = &mut control {
+                let next = policy.update(report, ADAPTIVE_BUDGET, at);
+                if next != sender.settings {
+                    sender.configure(next, false)?;
+                    // The receiver's recovery delay travels in signalling; the lab applies
+                    // it.
+                    buffer.set_recovery_delay(next.recovery_delay);
                 }
-                // The receiver's minimum delay travels in signalling; the lab applies it.
-                buffer.set_min_delay(next.min_jitter_delay);
-                settings = next;
             }
         }
-        while packets.len() < frames.len()
-            && t0 + Duration::from_millis(20 * packets.len() as u64) <= now
+        while let Some(&(at, k)) = duplicates.front().filter(|(at, _)| *at <= now) {
+            duplicates.pop_front();
+            link.send(k, sent[k].payload.len() + 40, at);
+            bytes += sent[k].payload.len();
+            packets_sent += 1;
+        }
+        while sent.len() < frames.len() && t0 + Duration::from_millis(20 * sent.len() as u64) <= now
         {
-            let k = packets.len();
-            let len = encoder.encode(frames[k], &mut opus)?;
-            let mut payload = Vec::new();
-            red.encode(OPUS_PT, (k * FRAME) as u32, &opus[..len], &mut payload)?;
-            link.send(
-                k,
-                payload.len() + 40,
-                t0 + Duration::from_millis(20 * k as u64),
-            );
-            packets.push(payload);
+            let k = sent.len();
+            let at = t0 + Duration::from_millis(20 * k as u64);
+            let (payload, red) = sender.encode(k, frames[k])?;
+            link.send(k, payload.len() + 40, at);
+            bytes += payload.len();
+            packets_sent += 1;
+            let copies = sender.settings.packet_copies.max(1);
+            for c in 1..copies {
+                duplicates.push_back((at + Duration::from_millis(20) * c / copies, k));
+            }
+            sent.push(Sent { payload, red });
         }
         // Receiver: deliveries, reports, playout.
         while let Poll::Deliver(d) = link.poll(now) {
-            received[d.packet] = true;
-            arrived += 1;
-            receive(
-                &mut buffer,
-                Scheme::Adaptive,
-                d.packet,
-                &packets[d.packet],
-                d.delivered_at,
-            );
+            if !received[d.packet] {
+                received[d.packet] = true;
+                frames_received += 1;
+            }
+            receive(&mut buffer, d.packet, &sent[d.packet], d.delivered_at);
         }
         if now >= next_report {
             // Packets sent up to a one-way delay (and some jitter) ago had their chance.
             let horizon = now.saturating_duration_since(t0 + one_way + Duration::from_millis(100));
-            let upto = ((horizon.as_millis() / 20) as usize).min(packets.len());
+            let upto = ((horizon.as_millis() / 20) as usize).min(sent.len());
             if upto > report_from {
                 let report = loss_report(&received[report_from..upto], rtt);
                 reports.push_back((now + one_way, report));
@@ -555,27 +581,51 @@ fn run_adaptive(
             next_report += REPORT_INTERVAL;
         }
         let info = buffer.pull(now, &mut out)?;
-        let sent_all = packets.len() == frames.len() && link.in_flight() == 0;
+        if let Some(timestamp) = info.media_timestamp {
+            // Frame k is captured during the 20 ms before it is sent at t0 + 20k ms.
+            let captured = Duration::from_secs_f64(f64::from(timestamp) / f64::from(RATE));
+            let delay = (now - t0).as_secs_f64() - captured.as_secs_f64()
+                + 0.020
+                + OPUS_DELAY.as_secs_f64();
+            mouth_to_ear.push(delay * 1000.0);
+        }
+        let sent_all = sent.len() == frames.len() && link.in_flight() == 0 && duplicates.is_empty();
         if sent_all && buffer.packets_held() == 0 && info.samples_from_packets == 0 {
             break;
         }
         wav.write(&out)?;
     }
     wav.finalize()?;
-    let bytes: usize = packets.iter().map(Vec::len).sum();
-    let mut run = entry(
-        Scheme::Adaptive,
-        condition,
+    let stats = buffer.stats();
+    let played = stats.total_samples_received.max(1) as f64;
+    mouth_to_ear.sort_by(f64::total_cmp);
+    let m2e_mean = mouth_to_ear.iter().sum::<f64>() / mouth_to_ear.len().max(1) as f64;
+    let m2e_p95 = mouth_to_ear
+        .get((mouth_to_ear.len() * 95 / 100).min(mouth_to_ear.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
+    Ok(RunEntry {
+        scheme: scheme.name(),
+        condition: condition.name.clone(),
+        loss: condition.loss,
+        burst: condition.burst,
         seed,
-        file,
-        buffer.stats(),
-        bytes,
-        packets.len(),
-        arrived,
-        media,
-    );
-    run.policy = Some((*policy.stats()).into());
-    Ok(run)
+        wav: file,
+        kbps_sent: bytes as f64 * 8.0 / media.as_secs_f64() / 1000.0,
+        packets_sent,
+        network_loss_pct: 100.0 * (frames.len() - frames_received) as f64
+            / frames.len().max(1) as f64,
+        residual_loss_pct: 100.0 * stats.concealed_samples as f64 / played,
+        recovered_pct: 100.0 * stats.recovered_samples as f64 / played,
+        jitter_buffer_delay_ms: stats.mean_delay().as_secs_f64() * 1000.0,
+        mouth_to_ear_ms: m2e_mean,
+        mouth_to_ear_p95_ms: m2e_p95,
+        late_pct: 100.0 * stats.late_packets as f64 / frames.len().max(1) as f64,
+        policy: match &control {
+            Control::Adaptive(policy) => Some((*policy.stats()).into()),
+            Control::Fixed(_) => None,
+        },
+    })
 }
 
 /// Loss rate and mean burst length of one report interval.
@@ -595,7 +645,7 @@ fn loss_report(received: &[bool], rtt: Duration) -> LossReport {
 }
 
 /// The speech: the given WAV, or every fixture clip joined, at 48 kHz, whole frames.
-fn load_speech(path: Option<&Path>) -> Result<Vec<i16>, LabError> {
+fn load_speech(path: Option<&Path>) -> Result<(Vec<i16>, Vec<ClipSpan>), LabError> {
     let paths: Vec<PathBuf> = match path {
         Some(p) => vec![p.to_path_buf()],
         None => {
@@ -609,12 +659,22 @@ fn load_speech(path: Option<&Path>) -> Result<Vec<i16>, LabError> {
         }
     };
     let mut speech = Vec::new();
+    let mut clips = Vec::with_capacity(paths.len());
+    let seconds = |samples: usize| samples as f64 / f64::from(RATE);
     for path in paths {
         let clip: AudioFrame<i16> = wav::read_wav(&path)?;
         if clip.format().channels() != Channels::Mono {
             return Err(format!("{}: speech must be mono", path.display()).into());
         }
+        let start = speech.len();
         speech.extend_from_slice(resample_all(&clip, RATE)?.samples());
+        clips.push(ClipSpan {
+            name: path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            start_s: seconds(start),
+            end_s: seconds(speech.len()),
+        });
         // 200 ms of silence between clips, as between utterances.
         speech.resize(speech.len() + RATE as usize / 5, 0);
     }
@@ -622,7 +682,11 @@ fn load_speech(path: Option<&Path>) -> Result<Vec<i16>, LabError> {
     if speech.is_empty() {
         return Err("no speech".into());
     }
-    Ok(speech)
+    for clip in &mut clips {
+        clip.end_s = clip.end_s.min(seconds(speech.len()));
+    }
+    clips.retain(|c| c.end_s > c.start_s);
+    Ok((speech, clips))
 }
 
 /// Runs the lab.
@@ -650,7 +714,7 @@ pub fn run(args: &LossArgs) -> Result<(), LabError> {
             return Err(format!("unknown condition {name}").into());
         }
     }
-    let speech = load_speech(args.speech.as_deref())?;
+    let (speech, clips) = load_speech(args.speech.as_deref())?;
     std::fs::create_dir_all(&args.out)?;
     let format = AudioFormat::new(RATE, Channels::Mono)?;
     wav::write_wav(
@@ -706,6 +770,7 @@ pub fn run(args: &LossArgs) -> Result<(), LabError> {
         reference: "reference.wav".into(),
         sample_rate: RATE,
         network: (args.delay_ms, args.jitter_ms),
+        clips,
         runs,
     };
     std::fs::write(
@@ -740,12 +805,12 @@ pub fn table(manifest: &Manifest) -> String {
         }
     }
     let mut text = format!(
-        "tincan lab loss: residual loss % (concealed) / kbps sent / jitter buffer delay ms; network {} ms one way, {} ms jitter\n",
+        "tincan lab loss: residual loss % (concealed) / kbps sent / jitter buffer delay ms / mouth-to-ear ms; network {} ms one way, {} ms jitter\n",
         manifest.network.0, manifest.network.1
     );
     text.push_str(&format!("{:<11}", "condition"));
     for scheme in &schemes {
-        text.push_str(&format!("{scheme:>20}"));
+        text.push_str(&format!("{scheme:>22}"));
     }
     text.push('\n');
     for condition in &conditions {
@@ -759,12 +824,13 @@ pub fn table(manifest: &Manifest) -> String {
             let n = runs.len().max(1) as f64;
             let mean = |f: fn(&RunEntry) -> f64| runs.iter().map(|r| f(r)).sum::<f64>() / n;
             let cell = format!(
-                "{:.1}/{:.0}/{:.0}",
+                "{:.1}/{:.0}/{:.0}/{:.0}",
                 mean(|r| r.residual_loss_pct),
                 mean(|r| r.kbps_sent),
-                mean(|r| r.jitter_buffer_delay_ms)
+                mean(|r| r.jitter_buffer_delay_ms),
+                mean(|r| r.mouth_to_ear_ms)
             );
-            text.push_str(&format!("{cell:>20}"));
+            text.push_str(&format!("{cell:>22}"));
         }
         text.push('\n');
     }
@@ -774,6 +840,17 @@ pub fn table(manifest: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LossArgs,
+    }
+
+    fn default_args() -> LossArgs {
+        Cli::parse_from(["loss"]).args
+    }
 
     #[test]
     fn conditions_are_the_issue_list_with_the_right_burst_chain() {
@@ -809,11 +886,21 @@ mod tests {
                 ((i as f64 * 440.0 * std::f64::consts::TAU / f64::from(RATE)).sin() * 8000.0) as i16
             })
             .collect();
-        let packets = encode(Scheme::Red(2), 0.0, &tone).expect("encode");
+        let args = default_args();
+        let settings = Scheme::Red(2).settings(0.0, &args);
+        let mut sender = Sender::new(settings).expect("sender");
+        let packets: Vec<Sent> = tone
+            .chunks_exact(FRAME)
+            .enumerate()
+            .map(|(k, frame)| {
+                let (payload, red) = sender.encode(k, frame).expect("encode");
+                Sent { payload, red }
+            })
+            .collect();
         let decoder =
             OpusPacketDecoder::new(OpusDecoder::new(RATE, Channels::Mono).expect("decoder"));
         let config = AudioJitterConfig {
-            min_delay: Scheme::Red(2).min_delay(),
+            recovery_delay: settings.recovery_delay,
             ..AudioJitterConfig::default()
         };
         let mut buffer = AudioJitterBuffer::new(decoder, config).expect("buffer");
@@ -822,7 +909,7 @@ mod tests {
         for p in 0..(packets.len() * 2 + 20) {
             let now = t0 + Duration::from_millis(10 * p as u64);
             if p % 2 == 0 && p / 2 < packets.len() && (p / 2) % 3 != 1 {
-                receive(&mut buffer, Scheme::Red(2), p / 2, &packets[p / 2], now);
+                receive(&mut buffer, p / 2, &packets[p / 2], now);
             }
             buffer.pull(now, &mut out).expect("pull");
         }
@@ -833,12 +920,33 @@ mod tests {
     }
 
     #[test]
+    fn cheaper_copies_shrink_red_payloads() {
+        let speech: Vec<i16> = (0..RATE as usize)
+            .map(|i| ((i as f64 * 0.05).sin() * (i as f64 * 0.0007).sin() * 9000.0) as i16)
+            .collect();
+        let mut args = default_args();
+        let bytes = |args: &LossArgs| -> usize {
+            let mut sender = Sender::new(Scheme::Red(2).settings(0.2, args)).expect("sender");
+            speech
+                .chunks_exact(FRAME)
+                .enumerate()
+                .map(|(k, f)| sender.encode(k, f).expect("encode").0.len())
+                .sum()
+        };
+        let same = bytes(&args);
+        args.red_copy_kbps = Some(12);
+        let cheap = bytes(&args);
+        // Primary 24 kbps + two copies: at 12 kbps the copies cost about half.
+        assert!(cheap < same * 4 / 5, "{cheap} vs {same}");
+    }
+
+    #[test]
     fn schemes_have_distinct_names() {
         let names: Vec<String> = Scheme::ALL.iter().map(|s| s.name()).collect();
         assert_eq!(
             names,
             [
-                "plc", "lbrr", "red1", "red2", "red4", "dred", "dred48", "adaptive"
+                "plc", "deepplc", "lbrr", "red1", "red2", "red4", "dred", "dred48", "adaptive"
             ]
         );
     }

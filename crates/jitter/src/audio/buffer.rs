@@ -225,10 +225,22 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
             "at least min_delay, at most 10 s",
         )?;
         check(
+            "recovery_delay",
+            format!("{:?}", config.recovery_delay),
+            config.recovery_delay <= Duration::from_secs(1),
+            "at most 1 s",
+        )?;
+        check(
             "start_delay",
             format!("{:?}", config.start_delay),
             config.start_delay <= Duration::from_secs(10),
             "at most 10 s",
+        )?;
+        check(
+            "start_hold",
+            format!("{:?}", config.start_hold),
+            config.start_hold <= Duration::from_secs(60),
+            "at most 60 s",
         )?;
         let pull_len = sample_rate as usize / 100;
         let stretcher = TimeStretcher::new(sample_rate, channels);
@@ -243,6 +255,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
             config.target_quantile,
             config.reorder_loss_budget,
             config.start_delay.as_secs_f64(),
+            config.start_hold.as_secs_f64(),
         );
         Ok(Self {
             packets: PacketBuffer::new(config.max_packets, config.max_payload_bytes),
@@ -328,6 +341,13 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
     /// Sets the lowest target delay (lip sync, say), capped at the maximum.
     pub fn set_min_delay(&mut self, min_delay: Duration) {
         self.config.min_delay = min_delay.min(self.config.max_delay);
+    }
+
+    /// Sets the delay added to the jitter estimate so that redundancy for a lost frame
+    /// arrives before the frame is due (see [`AudioJitterConfig::recovery_delay`]); at
+    /// most 1 s.
+    pub fn set_recovery_delay(&mut self, recovery_delay: Duration) {
+        self.config.recovery_delay = recovery_delay.min(Duration::from_secs(1));
     }
 
     /// Sets the highest target delay (at most 10 s), raising nothing above it.
@@ -442,6 +462,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
                 packet_delay: None,
                 target_delay: self.target_delay(),
                 buffer_level: self.buffer_level(),
+                media_timestamp: None,
             });
         }
 
@@ -465,6 +486,8 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         {
             operation = stretched;
         }
+        // Wraps like RTP timestamps do.
+        let media_timestamp = (self.next_ts - self.ticks(self.pending_media())) as u32;
         let (from_packets, packet_delay) = self.emit(now, out);
         Ok(PullInfo {
             operation,
@@ -473,6 +496,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
             packet_delay,
             target_delay: self.target_delay(),
             buffer_level: self.buffer_level(),
+            media_timestamp: Some(media_timestamp),
         })
     }
 
@@ -826,8 +850,12 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         // Editing speech is audible (PESQ scores it far below concealment-free playout);
         // editing a pause is not. Near the target, wait for a quiet stretch of audio; only
         // further off does any periodic speech get edited.
-        let urgent = headroom > target + (target / 2.0).max(0.020)
-            || headroom < target - (target / 4.0).max(0.010);
+        let speech_above = self
+            .config
+            .accelerate_speech_beyond
+            .map_or((target / 2.0).max(0.020), |d| d.as_secs_f64());
+        let urgent =
+            headroom > target + speech_above || headroom < target - (target / 4.0).max(0.010);
         // The region to stretch: after stretched audio, fresh decoded audio only.
         let mut start = 0;
         let mut first = 0;
@@ -1045,7 +1073,15 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
     }
 
     fn target_s(&self) -> f64 {
-        self.delay.target().max(FLOOR_TARGET_S).clamp(
+        // Redundancy for a lost frame comes in later packets: the target covers most of
+        // them (the typical delay plus the recovery delay), and the jitter of all packets.
+        let recovery = self.config.recovery_delay.as_secs_f64();
+        let base = if recovery > 0.0 {
+            self.delay.target().max(self.delay.typical() + recovery)
+        } else {
+            self.delay.target()
+        };
+        base.max(FLOOR_TARGET_S).clamp(
             self.config.min_delay.as_secs_f64(),
             self.config.max_delay.as_secs_f64(),
         )

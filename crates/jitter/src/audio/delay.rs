@@ -128,6 +128,9 @@ impl FadingHistogram {
     }
 }
 
+/// Share of packets the typical delay covers (the base of the recovery delay).
+const TYPICAL_QUANTILE: f64 = 0.95;
+
 /// The delay estimator of the audio buffer. Times are seconds on the buffer's own base.
 #[derive(Debug, Clone)]
 pub(crate) struct DelayEstimator {
@@ -141,7 +144,13 @@ pub(crate) struct DelayEstimator {
     quantile: f64,
     reorder_budget: f64,
     start_delay_s: f64,
+    /// For this long after the first packet the target stays at least the start delay.
+    start_hold_s: f64,
+    first_arrival: Option<f64>,
     target_s: f64,
+    /// The delay most packets (95%) have: the packets carrying redundancy for a lost
+    /// frame need only arrive within the recovery delay after this.
+    typical_s: f64,
     /// Relative delay of the last in-order packet (for tests and diagnostics).
     last_relative: f64,
     shifts: u64,
@@ -154,6 +163,7 @@ impl DelayEstimator {
         quantile: f64,
         reorder_budget: f64,
         start_delay_s: f64,
+        start_hold_s: f64,
     ) -> Self {
         let buckets = ((max_delay_s / BUCKET_S).ceil() as usize).clamp(2, 10_001);
         Self {
@@ -167,7 +177,10 @@ impl DelayEstimator {
             quantile,
             reorder_budget,
             start_delay_s,
+            start_hold_s,
+            first_arrival: None,
             target_s: start_delay_s,
+            typical_s: start_delay_s,
             last_relative: 0.0,
             shifts: 0,
         }
@@ -181,7 +194,9 @@ impl DelayEstimator {
         self.reorder_rate = 0.0;
         self.packets = 0;
         self.last_arrival = None;
+        self.first_arrival = None;
         self.target_s = self.start_delay_s;
+        self.typical_s = self.start_delay_s;
         self.last_relative = 0.0;
     }
 
@@ -204,6 +219,11 @@ impl DelayEstimator {
         self.target_s
     }
 
+    /// The delay 95% of recent in-order packets stay within.
+    pub(crate) fn typical(&self) -> f64 {
+        self.typical_s
+    }
+
     /// Delay steps detected so far.
     #[cfg(test)]
     pub(crate) fn shifts(&self) -> u64 {
@@ -223,6 +243,7 @@ impl DelayEstimator {
             return;
         }
         let elapsed = self.last_arrival.map_or(0.0, |last| (at - last).max(0.0));
+        let first = *self.first_arrival.get_or_insert(at);
         self.last_arrival = Some(self.last_arrival.map_or(at, |last| last.max(at)));
         let factor = 0.5f64.powf(elapsed / self.half_life_s);
         self.in_order.fade(factor);
@@ -261,6 +282,18 @@ impl DelayEstimator {
             self.detect_step(at);
         }
         self.target_s = self.compute_target();
+        self.typical_s = if self.packets < MIN_PACKETS {
+            self.start_delay_s
+        } else {
+            self.in_order.quantile(TYPICAL_QUANTILE).unwrap_or(0.0)
+        };
+        if at - first < self.start_hold_s {
+            // The histogram has not seen the path yet: a target learnt from its first
+            // packets is too low, and every later discovery of a slower packet would cost
+            // a concealment.
+            self.target_s = self.target_s.max(self.start_delay_s);
+            self.typical_s = self.typical_s.max(self.start_delay_s);
+        }
     }
 
     /// Re-bases the minimum when the last second's transits all sit well above it.
@@ -330,7 +363,7 @@ mod tests {
     use super::*;
 
     fn estimator() -> DelayEstimator {
-        DelayEstimator::new(2.0, 8.0, 0.97, 0.01, 0.06)
+        DelayEstimator::new(2.0, 8.0, 0.97, 0.01, 0.06, 0.0)
     }
 
     /// A tiny deterministic generator for jitter in tests.

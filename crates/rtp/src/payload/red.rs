@@ -233,6 +233,21 @@ impl RedEncoder {
         primary: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), PayloadError> {
+        self.encode_with_copy(payload_type, timestamp, primary, primary, out)
+    }
+
+    /// Like [`encode`](Self::encode), but later packets repeat `copy` instead of the
+    /// primary: the same frame encoded at a lower bitrate, so that redundancy costs less
+    /// than the primary (`copy` must be decodable by the same decoder: the same codec and
+    /// payload type).
+    pub fn encode_with_copy(
+        &mut self,
+        payload_type: u8,
+        timestamp: u32,
+        primary: &[u8],
+        copy: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), PayloadError> {
         check_type(payload_type)?;
         let mut blocks: [RedBlock<'_>; MAX_DEPTH] = [RedBlock {
             payload_type: 0,
@@ -273,7 +288,7 @@ impl RedEncoder {
             slot.timestamp = timestamp;
             slot.payload_type = payload_type;
             slot.data.clear();
-            slot.data.extend_from_slice(primary);
+            slot.data.extend_from_slice(copy);
             self.next = (self.next + 1) % self.depth;
             self.filled = (self.filled + 1).min(self.depth);
         }
@@ -285,6 +300,33 @@ impl RedEncoder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn later_packets_repeat_the_copy_not_the_primary() {
+        let mut encoder = RedEncoder::new(2).unwrap();
+        let mut out = Vec::new();
+        encoder
+            .encode_with_copy(111, 0, &[1; 60], &[2; 20], &mut out)
+            .unwrap();
+        encoder
+            .encode_with_copy(111, 960, &[3; 60], &[4; 20], &mut out)
+            .unwrap();
+        encoder
+            .encode_with_copy(111, 1920, &[5; 60], &[6; 20], &mut out)
+            .unwrap();
+        let red = RedPayload::parse(&out).unwrap();
+        let blocks: Vec<_> = red.redundant().collect();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(
+            (blocks[0].timestamp_offset, blocks[0].data),
+            (1920, &[2u8; 20][..])
+        );
+        assert_eq!(
+            (blocks[1].timestamp_offset, blocks[1].data),
+            (960, &[4u8; 20][..])
+        );
+        assert_eq!(red.primary().data, &[5u8; 60][..]);
+    }
 
     #[test]
     fn parses_the_rfc_2198_example_layout() {
