@@ -837,7 +837,7 @@ fn a_gap_longer_than_max_nack_gap_asks_for_a_keyframe_not_retransmissions() {
     let start = Instant::now();
     let mut receiver = Receiver::new(VideoJitterConfig::default());
     let mut sequence = 0u16;
-    let mut send = |receiver: &mut Receiver, sequence: &mut u16, index: u32| {
+    let send = |receiver: &mut Receiver, sequence: &mut u16, index: u32| {
         let at = start + FRAME_INTERVAL * index;
         for packet in packetize(
             &synthetic_au(index == 0, 2000, index),
