@@ -464,6 +464,8 @@ struct Sender {
     sequence: u16,
     rtx: RtxSender,
     rtx_out: Vec<u8>,
+    /// Extra retransmission copies waiting for the next frame.
+    deferred: Vec<Vec<u8>>,
     fec: FlexFecEncoder,
     policy: VideoProtectionPolicy,
     gate: KeyframeGate,
@@ -515,6 +517,7 @@ impl Sender {
             sequence: 0,
             rtx,
             rtx_out: vec![0; 1600],
+            deferred: Vec::new(),
             fec: FlexFecEncoder::new(FEC_PT, FEC_SSRC, 0)?,
             policy,
             gate: KeyframeGate::new(KeyframeGateConfig::default()),
@@ -580,6 +583,10 @@ impl Sender {
             link.send(copy, packet.len(), now);
             self.frame_packets.push(packet);
         }
+        for copy in self.deferred.drain(..) {
+            let len = copy.len();
+            link.send(copy, len, now);
+        }
         if self.scheme.fec() {
             // FlexFEC protects at most 48 packets at a time: a large keyframe is
             // protected in consecutive groups.
@@ -620,11 +627,14 @@ impl Sender {
                         1
                     };
                     while let Some(len) = self.rtx.poll_transmit(&mut self.rtx_out) {
-                        for _ in 0..copies {
-                            self.rtx_bytes += len as u64;
+                        self.rtx_bytes += len as u64 * u64::from(copies);
+                        send_copy(link, &self.rtx_out[..len], now, pool);
+                        // Further copies go out behind the next frame's packets: a loss
+                        // burst that took the first is then likely over.
+                        for _ in 1..copies {
                             let mut copy = pool.take();
                             copy.extend_from_slice(&self.rtx_out[..len]);
-                            link.send(copy, len, now);
+                            self.deferred.push(copy);
                         }
                     }
                 }
