@@ -285,8 +285,10 @@ pub struct RunReport {
     pub keyframes_sent: u64,
     /// Complete frames dropped by the jitter buffer (broken decode chain).
     pub frames_dropped: u64,
+    /// The condition had an outage.
+    pub outage: bool,
     /// For an outage: time from the network returning to the first frame decoded
-    /// after it, ms.
+    /// after it, ms (`None` without an outage, or when video never came back).
     pub outage_recovery_ms: Option<f64>,
     /// The policy's final choice for a 3-packet delta frame (FEC per media packet).
     pub final_delta_fec: f64,
@@ -325,8 +327,10 @@ pub struct Summary {
     pub keyframes_requested: f64,
     /// Keyframes sent, mean per run.
     pub keyframes_sent: f64,
-    /// Worst outage recovery over the runs, ms.
+    /// Worst outage recovery over the runs that recovered, ms.
     pub outage_recovery_ms: Option<f64>,
+    /// Runs with an outage after which video never came back.
+    pub outage_not_recovered: usize,
 }
 
 /// A must-show criterion and its outcome.
@@ -1048,10 +1052,8 @@ pub fn run_call(
         keyframe_requests_ignored: gate.stale + gate.merged,
         keyframes_sent: gate.keyframes_sent,
         frames_dropped: stats.frames_dropped,
-        outage_recovery_ms: receiver
-            .outage_recovery
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .or_else(|| receiver.outage_end.map(|_| f64::INFINITY)),
+        outage: receiver.outage_end.is_some(),
+        outage_recovery_ms: receiver.outage_recovery.map(|d| d.as_secs_f64() * 1000.0),
         final_delta_fec: decision.delta_fraction,
         final_key_fec: decision.key_fraction,
         policy_changes: policy.raises + policy.lowers,
@@ -1090,6 +1092,10 @@ fn summarize(runs: &[RunReport], condition: &str, scheme: Scheme) -> Option<Summ
         keyframes_requested: sum(|r| r.keyframes_requested as f64) / n,
         keyframes_sent: sum(|r| r.keyframes_sent as f64) / n,
         outage_recovery_ms: outage,
+        outage_not_recovered: chosen
+            .iter()
+            .filter(|r| r.outage && r.outage_recovery_ms.is_none())
+            .count(),
     })
 }
 
@@ -1116,7 +1122,13 @@ fn criteria(summaries: &[Summary]) -> Vec<Criterion> {
         });
     }
     if let Some(s) = find("outage-2s", Scheme::NackFec) {
-        let measured = s.outage_recovery_ms.unwrap_or(f64::INFINITY);
+        // A run that never recovered counts as failing, with the call's length as its
+        // figure (JSON has no infinity).
+        let measured = if s.outage_not_recovered > 0 {
+            f64::MAX
+        } else {
+            s.outage_recovery_ms.unwrap_or(f64::MAX)
+        };
         out.push(Criterion {
             name: "nack+fec, 2 s outage: video back after the network returns, ms (worst)".into(),
             measured,
@@ -1164,7 +1176,11 @@ fn parse_schemes(names: &[String]) -> Result<Vec<Scheme>, LabError> {
 pub fn run(args: &VideoLossArgs) -> Result<(), LabError> {
     let started = Instant::now();
     let outage = Duration::from_millis(u64::from(args.outage_ms));
-    if outage + Duration::from_secs(4) > Duration::from_secs(u64::from(args.seconds)) {
+    let outage_chosen =
+        args.conditions.is_empty() || args.conditions.iter().any(|c| c == "outage-2s");
+    if outage_chosen
+        && outage + Duration::from_secs(4) > Duration::from_secs(u64::from(args.seconds))
+    {
         return Err(format!(
             "--seconds {} is too short for a {} ms outage with 2 s either side",
             args.seconds, args.outage_ms
@@ -1280,9 +1296,11 @@ fn print_table(report: &Report) {
         "outage ms"
     );
     for s in &report.summaries {
-        let outage = s
-            .outage_recovery_ms
-            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}"));
+        let outage = match (s.outage_recovery_ms, s.outage_not_recovered) {
+            (_, 1..) => "never".to_owned(),
+            (Some(ms), 0) => format!("{ms:.0}"),
+            (None, 0) => "-".to_owned(),
+        };
         println!(
             "  {:<11} {:<9} {:>7.1} {:>8.2} {:>9.1} {:>7.1} {:>7.1} {:>9.1} {:>9.1} {:>10}",
             s.condition,
@@ -1306,5 +1324,68 @@ fn print_table(report: &Report) {
             c.measured,
             c.limit
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_make_the_networks_they_name() {
+        let args = VideoLossArgs {
+            seconds: 20,
+            seeds: 1,
+            schemes: Vec::new(),
+            conditions: Vec::new(),
+            bitrate_kbps: 800,
+            delay_ms: 50.0,
+            jitter_ms: 0.0,
+            outage_ms: 2000,
+            fec_budget_pct: 50,
+            rtx_budget_pct: 50,
+            json: None,
+            check: false,
+            jobs: None,
+        };
+        let call = Duration::from_secs(20);
+        let all = conditions(Duration::from_secs(2));
+        let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "random-0",
+                "random-5",
+                "random-10",
+                "random-20",
+                "bursty-10",
+                "outage-2s"
+            ]
+        );
+        let random = all[2].link(&args, call);
+        assert_eq!((random.loss, random.delay_ms), (0.10, 50.0));
+        let bursty = all[4].link(&args, call);
+        let ge = bursty.gilbert_elliott.expect("bursty");
+        // Mean burst 1/r = 3 and bad-state share p/(p+r) = 10%.
+        assert!((1.0 / ge.r - 3.0).abs() < 1e-9);
+        assert!((ge.p / (ge.p + ge.r) - 0.10).abs() < 1e-9);
+        let outage = all[5].link(&args, call);
+        assert_eq!(outage.outages.len(), 1);
+        assert_eq!(outage.outages[0].start_ms, 9000.0);
+        assert_eq!(outage.outages[0].duration_ms, 2000.0);
+        for condition in &all {
+            assert!(
+                condition.link(&args, call).validate().is_ok(),
+                "{condition:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn schemes_parse_and_say_what_they_use() {
+        assert!(Scheme::NackFec.nack() && Scheme::NackFec.fec());
+        assert!(!Scheme::None.nack() && !Scheme::None.fec());
+        assert!(parse_schemes(&["nack+fec".into()]).is_ok());
+        assert!(parse_schemes(&["bogus".into()]).is_err());
     }
 }
