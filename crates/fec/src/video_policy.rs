@@ -769,6 +769,53 @@ mod tests {
             }
         }
 
+        /// Driven by any stream of requests, an encoder that asks the gate before each
+        /// frame sends keyframes at least `min_interval` apart, answers every fresh request
+        /// within `min_interval` plus a frame, and answers nothing stale.
+        #[test]
+        fn gate_spaces_keyframes_and_answers_fresh_requests(
+            requests in proptest::collection::vec(0u64..3000, 0..60),
+            rtt_ms in 0u64..500,
+        ) {
+            let config = KeyframeGateConfig::default();
+            let mut gate = KeyframeGate::new(config.clone());
+            let t0 = Instant::now();
+            let rtt = Duration::from_millis(rtt_ms);
+            let mut requests = requests;
+            requests.sort_unstable();
+            let mut pending: Vec<u64> = Vec::new();
+            let mut last_key: Option<u64> = None;
+            let mut next = 0;
+            // 30 fps frames for 4 s; requests land between frames.
+            for frame in 0..120u64 {
+                let at = frame * 33;
+                while next < requests.len() && requests[next] <= at {
+                    let request = requests[next];
+                    gate.on_request(t0 + Duration::from_millis(request), rtt);
+                    let stale = last_key.is_some_and(|k| request - k < rtt_ms);
+                    if !stale {
+                        pending.push(request);
+                    }
+                    next += 1;
+                }
+                if gate.keyframe_due(t0 + Duration::from_millis(at)) {
+                    if let Some(k) = last_key {
+                        prop_assert!(at - k >= config.min_interval.as_millis() as u64);
+                    }
+                    prop_assert!(!pending.is_empty(), "keyframe at {} without a fresh request", at);
+                    gate.on_keyframe_sent(t0 + Duration::from_millis(at));
+                    last_key = Some(at);
+                    pending.clear();
+                }
+                for &request in &pending {
+                    prop_assert!(
+                        at - request <= config.min_interval.as_millis() as u64 + 33,
+                        "request at {} still waiting at {}", request, at
+                    );
+                }
+            }
+        }
+
         #[test]
         fn more_fec_never_hurts(n in 1usize..=48, p in 0.0f64..1.0) {
             let mut previous = frame_failure(n, 0, p);
