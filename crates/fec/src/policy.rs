@@ -143,7 +143,7 @@ const LADDER: [Rung; 6] = [
         red_bitrate: 16_000,
         packet_copies: 1,
         dred_ms: 0,
-        wait_packets: 1,
+        wait_packets: 2,
     },
     Rung {
         enter_loss: 0.35,
@@ -224,6 +224,8 @@ pub struct AudioPolicy {
     low_since: Option<Instant>,
     /// Exponentially smoothed loss of the reports.
     smoothed_loss: Option<f64>,
+    /// The receiver's jitter buffer delay, as it last reported it.
+    jitter_delay: Duration,
     stats: AudioPolicyStats,
 }
 
@@ -239,6 +241,7 @@ impl AudioPolicy {
                 rtt: Duration::ZERO,
             },
             &config,
+            Duration::ZERO,
         );
         Self {
             config,
@@ -246,6 +249,7 @@ impl AudioPolicy {
             current,
             low_since: None,
             smoothed_loss: None,
+            jitter_delay: Duration::ZERO,
             stats: AudioPolicyStats::default(),
         }
     }
@@ -258,6 +262,12 @@ impl AudioPolicy {
     /// What the policy has done.
     pub fn stats(&self) -> &AudioPolicyStats {
         &self.stats
+    }
+
+    /// Takes the receiver's jitter buffer delay (RTCP XR or signalling): audio NACK is
+    /// worth it when a retransmission can arrive within it. Applies from the next update.
+    pub fn set_jitter_delay(&mut self, delay: Duration) {
+        self.jitter_delay = delay;
     }
 
     /// Takes a receiver report and the audio budget (bits per second) granted by the rate
@@ -319,12 +329,26 @@ impl AudioPolicy {
         };
         // The budget caps the rung.
         while level > 0
-            && settings(level, &LADDER[level], report, &self.config).bitrate() > budget_bps
+            && settings(
+                level,
+                &LADDER[level],
+                report,
+                &self.config,
+                self.jitter_delay,
+            )
+            .bitrate()
+                > budget_bps
         {
             level -= 1;
             self.stats.budget_limited += 1;
         }
-        let next = settings(level, &LADDER[level], report, &self.config);
+        let next = settings(
+            level,
+            &LADDER[level],
+            report,
+            &self.config,
+            self.jitter_delay,
+        );
         if next != self.current {
             self.stats.changes += 1;
             if level > self.level {
@@ -345,6 +369,7 @@ fn settings(
     rung: &Rung,
     report: LossReport,
     config: &AudioPolicyConfig,
+    jitter_delay: Duration,
 ) -> AudioRedundancy {
     // Bursts longer than the RED depth defeat it: cover the mean burst when the rung uses
     // RED at all, and wait for the deeper copies.
@@ -357,8 +382,10 @@ fn settings(
     };
     let wait_packets = rung.wait_packets + red_depth.saturating_sub(rung.red_depth) as u32;
     let recovery_delay = config.packet * wait_packets;
-    let nack =
-        !report.rtt.is_zero() && report.rtt.saturating_add(config.nack_margin) <= recovery_delay;
+    // A retransmission arrives one RTT (and some) after the loss is seen: in time when
+    // the receiver waits that long anyway.
+    let nack = !report.rtt.is_zero()
+        && report.rtt.saturating_add(config.nack_margin) <= recovery_delay.max(jitter_delay);
     AudioRedundancy {
         level,
         opus_bitrate: rung.opus_bitrate,
@@ -488,8 +515,8 @@ mod tests {
         };
         let settings = policy.update(bursty, 1_000_000, Instant::now());
         assert!(settings.red_depth >= 3, "{settings:?}");
-        assert_eq!(settings.recovery_delay, Duration::from_millis(40));
-        // 300 ms RTT does not fit a 40 ms wait: no audio NACK.
+        assert_eq!(settings.recovery_delay, Duration::from_millis(60));
+        // 300 ms RTT does not fit a 60 ms wait: no audio NACK.
         assert!(!settings.nack);
     }
 

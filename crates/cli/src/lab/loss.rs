@@ -24,16 +24,19 @@ use tincan_codec::resample::resample_all;
 use tincan_fec::policy::{
     AudioPolicy, AudioPolicyConfig, AudioPolicyStats, AudioRedundancy, LossReport,
 };
+use tincan_fec::rtx::{RtxConfig, RtxReceiver, RtxSender};
 use tincan_jitter::{AudioJitterBuffer, AudioJitterConfig, AudioPacket, OpusPacketDecoder};
 use tincan_media::wav::{self, WavWriter};
 use tincan_media::{AudioFormat, AudioFrame, Channels};
 use tincan_netsim::{GilbertElliott, Link, LinkConfig, Poll};
 use tincan_rtp::payload::red::{RedEncoder, RedPayload};
+use tincan_rtp::{RtpPacket, RtpPacketBuilder};
 
 const RATE: u32 = 48_000;
 const FRAME: usize = 960;
 const PULL: usize = 480;
 const OPUS_PT: u8 = 111;
+const RED_PT: u8 = 63;
 /// The longest the receiver keeps playing after the last packet's media time (it stops
 /// earlier once everything received has been played).
 const TAIL: Duration = Duration::from_millis(600);
@@ -287,6 +290,11 @@ pub struct RunEntry {
     pub mouth_to_ear_p95_ms: f64,
     /// Packets that arrived after their playout time, percent of frames sent.
     pub late_pct: f64,
+    /// NACK messages the receiver sent (audio NACK is used when the policy says the RTT
+    /// fits the receiver's delay).
+    pub nacks_sent: u64,
+    /// Packets retransmitted (RTX) in answer.
+    pub retransmissions: u64,
     /// What the adaptive policy did (adaptive scheme only).
     pub policy: Option<PolicySummary>,
 }
@@ -431,16 +439,30 @@ struct Sent {
     red: bool,
 }
 
-/// Feeds one received payload to the buffer: RED blocks oldest first, then the primary.
-fn receive(buffer: &mut AudioJitterBuffer<OpusPacketDecoder>, k: usize, sent: &Sent, at: Instant) {
+/// Feeds one received payload to the buffer: RED blocks oldest first, then the primary
+/// (as recovered frames, not path measurements, when `retransmitted`).
+fn receive(
+    buffer: &mut AudioJitterBuffer<OpusPacketDecoder>,
+    k: usize,
+    sent: &Sent,
+    at: Instant,
+    retransmitted: bool,
+) {
     let packet = |index: usize, payload| AudioPacket {
         ssrc: 1,
         sequence: index as u16,
         timestamp: (index * FRAME) as u32,
         payload,
     };
+    let primary = |buffer: &mut AudioJitterBuffer<OpusPacketDecoder>, data| {
+        let _ = if retransmitted {
+            buffer.insert_recovered(packet(k, data), at)
+        } else {
+            buffer.insert(packet(k, data), at)
+        };
+    };
     if !sent.red {
-        let _ = buffer.insert(packet(k, &sent.payload), at);
+        primary(buffer, &sent.payload);
         return;
     }
     // A payload that does not parse is dropped as the network would drop garbage.
@@ -452,12 +474,162 @@ fn receive(buffer: &mut AudioJitterBuffer<OpusPacketDecoder>, k: usize, sent: &S
         if let Some(index) = k.checked_sub(back)
             && !block.data.is_empty()
         {
-            let _ = buffer.insert(packet(index, block.data), at);
+            let _ = buffer.insert_recovered(packet(index, block.data), at);
         }
     }
-    let primary = red.primary();
-    if !primary.data.is_empty() {
-        let _ = buffer.insert(packet(k, primary.data), at);
+    let data = red.primary().data;
+    if !data.is_empty() {
+        primary(buffer, data);
+    }
+}
+
+/// What travels from sender to receiver: a frame's packet, or a retransmission.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    Media(usize),
+    Rtx(usize),
+}
+
+/// Audio NACK and RTX (RFC 4588) for the lab: the sender keeps every packet it sends as
+/// RTP in an [`RtxSender`] (bounded history, once per RTT, byte budget); the receiver asks
+/// for the frames it misses while a retransmission can still arrive before their playout,
+/// at most [`MAX_NACK_TRIES`] times each, one RTT apart, and restores RTX packets with an
+/// [`RtxReceiver`].
+struct AudioNack {
+    rtx: RtxSender,
+    restorer: RtxReceiver,
+    /// Retransmitted packets in flight, by id.
+    in_flight: Vec<Vec<u8>>,
+    /// Whether each frame went out as a RED payload.
+    red: Vec<bool>,
+    received: Vec<bool>,
+    /// Per frame: NACKs sent and when the last one went.
+    asked: Vec<(u8, Option<Instant>)>,
+    /// Every frame below this has arrived or been given up.
+    first_open: usize,
+    highest: Option<usize>,
+    /// NACK lists on their way back, by id.
+    lists: Vec<Vec<u16>>,
+    nacks_sent: u64,
+    retransmitted: u64,
+    scratch: Vec<u8>,
+}
+
+/// How often one frame is asked for.
+const MAX_NACK_TRIES: u8 = 3;
+const AUDIO_SSRC: u32 = 1;
+const RTX_SSRC: u32 = 2;
+const RTX_PT: u8 = 112;
+
+impl AudioNack {
+    fn new(frames: usize) -> Result<Self, LabError> {
+        let config = RtxConfig {
+            history_packets: 256,
+            max_bitrate: 256_000,
+            ..RtxConfig::new(AUDIO_SSRC, OPUS_PT, RTX_SSRC, RTX_PT)
+        };
+        Ok(Self {
+            rtx: RtxSender::new(config.clone())?,
+            restorer: RtxReceiver::new(config),
+            in_flight: Vec::new(),
+            red: vec![false; frames],
+            received: vec![false; frames],
+            asked: vec![(0, None); frames],
+            first_open: 0,
+            highest: None,
+            lists: Vec::new(),
+            nacks_sent: 0,
+            retransmitted: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The sender sent frame `k`'s payload.
+    fn on_sent(
+        &mut self,
+        k: usize,
+        red: bool,
+        payload: &[u8],
+        at: Instant,
+    ) -> Result<(), LabError> {
+        self.red[k] = red;
+        let pt = if red { RED_PT } else { OPUS_PT };
+        RtpPacketBuilder::new(pt, k as u16, (k * FRAME) as u32, AUDIO_SSRC)
+            .payload(payload)
+            .write_vec(&mut self.scratch)?;
+        self.rtx.on_sent(&self.scratch, at);
+        Ok(())
+    }
+
+    fn on_received(&mut self, k: usize) {
+        self.received[k] = true;
+        self.highest = Some(self.highest.map_or(k, |h| h.max(k)));
+    }
+
+    /// The NACK list due now (frames missing below the highest received whose deadline
+    /// leaves an RTT), as an id for the back link.
+    fn due(
+        &mut self,
+        now: Instant,
+        rtt: Duration,
+        deadline: impl Fn(usize) -> Instant,
+    ) -> Option<usize> {
+        let highest = self.highest?;
+        let mut list = Vec::new();
+        for k in self.first_open..highest {
+            let (tries, last) = self.asked[k];
+            if self.received[k] || tries >= MAX_NACK_TRIES || now + rtt > deadline(k) {
+                if k == self.first_open {
+                    self.first_open += 1;
+                }
+                continue;
+            }
+            if last.is_some_and(|at| now.saturating_duration_since(at) < rtt) {
+                continue;
+            }
+            self.asked[k] = (tries + 1, Some(now));
+            list.push(k as u16);
+        }
+        if list.is_empty() {
+            return None;
+        }
+        self.nacks_sent += 1;
+        self.lists.push(list);
+        Some(self.lists.len() - 1)
+    }
+
+    /// A NACK list reached the sender.
+    fn handle_nack(&mut self, id: usize, rtt: Duration, now: Instant) {
+        if let Some(list) = self.lists.get(id) {
+            self.rtx.handle_nack(list, rtt, now);
+        }
+    }
+
+    /// The next retransmission to send: its id and length.
+    fn poll_retransmission(&mut self) -> Option<(usize, usize)> {
+        let mut out = [0u8; 1600];
+        let len = self.rtx.poll_transmit(&mut out)?;
+        self.retransmitted += 1;
+        self.in_flight.push(out[..len].to_vec());
+        Some((self.in_flight.len() - 1, len))
+    }
+
+    /// A retransmission arrived: the frame and its payload.
+    fn restore(&mut self, id: usize) -> Option<(usize, Sent)> {
+        let rtx = self.in_flight.get(id)?;
+        let mut original = Vec::new();
+        self.restorer.unwrap(rtx, &mut original).ok()?;
+        let packet = RtpPacket::parse(&original).ok()?;
+        let k = usize::from(packet.sequence_number().0);
+        // Frame indices in the lab stay below 65 536 (22 minutes), so no unwrapping.
+        let red = *self.red.get(k)?;
+        Some((
+            k,
+            Sent {
+                payload: packet.payload().to_vec(),
+                red,
+            },
+        ))
     }
 }
 
@@ -502,10 +674,17 @@ fn run_one(
         decoder.decoder_mut().set_complexity(10)?;
     }
     let mut buffer = AudioJitterBuffer::new(decoder, args.jitter_config(initial.recovery_delay))?;
-    let mut link: Link<usize> = Link::new(condition.link(args.delay_ms, args.jitter_ms), seed)?;
+    let mut link: Link<Wire> = Link::new(condition.link(args.delay_ms, args.jitter_ms), seed)?;
+    // NACKs travel back over a link with the same loss.
+    let mut back: Link<usize> = Link::new(
+        condition.link(args.delay_ms, args.jitter_ms),
+        seed.wrapping_add(0x5eed),
+    )?;
     let t0 = Instant::now();
     link.set_epoch(t0);
+    back.set_epoch(t0);
     let frames: Vec<&[i16]> = speech.chunks_exact(FRAME).collect();
+    let mut nack = AudioNack::new(frames.len())?;
     let mut sent: Vec<Sent> = Vec::with_capacity(frames.len());
     let file = format!("{}_{}_s{seed}.wav", scheme.name(), condition.name);
     let mut wav = WavWriter::create(dir.join(&file), AudioFormat::new(RATE, Channels::Mono)?)?;
@@ -532,6 +711,7 @@ fn run_one(
         while let Some(&(at, report)) = reports.front().filter(|(at, _)| *at <= now) {
             reports.pop_front();
             if let Control::Adaptive(policy) = &mut control {
+                policy.set_jitter_delay(buffer.target_delay());
                 let next = policy.update(report, ADAPTIVE_BUDGET, at);
                 if next != sender.settings {
                     sender.configure(next, false)?;
@@ -543,7 +723,7 @@ fn run_one(
         }
         while let Some(&(at, k)) = duplicates.front().filter(|(at, _)| *at <= now) {
             duplicates.pop_front();
-            link.send(k, sent[k].payload.len() + 40, at);
+            link.send(Wire::Media(k), sent[k].payload.len() + 40, at);
             bytes += sent[k].payload.len();
             packets_sent += 1;
         }
@@ -552,7 +732,8 @@ fn run_one(
             let k = sent.len();
             let at = t0 + Duration::from_millis(20 * k as u64);
             let (payload, red) = sender.encode(k, frames[k])?;
-            link.send(k, payload.len() + 40, at);
+            nack.on_sent(k, red, &payload, at)?;
+            link.send(Wire::Media(k), payload.len() + 40, at);
             bytes += payload.len();
             packets_sent += 1;
             let copies = sender.settings.packet_copies.max(1);
@@ -561,13 +742,46 @@ fn run_one(
             }
             sent.push(Sent { payload, red });
         }
-        // Receiver: deliveries, reports, playout.
+        // Sender: NACKs that arrived, and the retransmissions they ask for.
+        while let Poll::Deliver(d) = back.poll(now) {
+            nack.handle_nack(d.packet, rtt, d.delivered_at);
+        }
+        while let Some((id, len)) = nack.poll_retransmission() {
+            link.send(Wire::Rtx(id), len + 40, now);
+            bytes += len;
+            packets_sent += 1;
+        }
+        // Receiver: deliveries, NACKs, reports, playout.
         while let Poll::Deliver(d) = link.poll(now) {
-            if !received[d.packet] {
-                received[d.packet] = true;
+            let k = match d.packet {
+                Wire::Media(k) => {
+                    receive(&mut buffer, k, &sent[k], d.delivered_at, false);
+                    k
+                }
+                Wire::Rtx(id) => match nack.restore(id) {
+                    Some((k, restored)) => {
+                        receive(&mut buffer, k, &restored, d.delivered_at, true);
+                        k
+                    }
+                    None => continue,
+                },
+            };
+            if !received[k] {
+                received[k] = true;
                 frames_received += 1;
             }
-            receive(&mut buffer, d.packet, &sent[d.packet], d.delivered_at);
+            nack.on_received(k);
+        }
+        if sender.settings.nack {
+            // The receiver's deadline for a frame: its send time, the one-way delay and the
+            // buffer's target (an estimate: the receiver cannot know the send time, but it
+            // knows the media time and its own playout point equally well).
+            let deadline = |k: usize| {
+                t0 + Duration::from_millis(20 * k as u64) + one_way + buffer.target_delay()
+            };
+            if let Some(list) = nack.due(now, rtt, deadline) {
+                back.send(list, 40, now);
+            }
         }
         if now >= next_report {
             // Packets sent up to a one-way delay (and some jitter) ago had their chance.
@@ -589,7 +803,10 @@ fn run_one(
                 + OPUS_DELAY.as_secs_f64();
             mouth_to_ear.push(delay * 1000.0);
         }
-        let sent_all = sent.len() == frames.len() && link.in_flight() == 0 && duplicates.is_empty();
+        let sent_all = sent.len() == frames.len()
+            && link.in_flight() == 0
+            && back.in_flight() == 0
+            && duplicates.is_empty();
         if sent_all && buffer.packets_held() == 0 && info.samples_from_packets == 0 {
             break;
         }
@@ -621,6 +838,8 @@ fn run_one(
         mouth_to_ear_ms: m2e_mean,
         mouth_to_ear_p95_ms: m2e_p95,
         late_pct: 100.0 * stats.late_packets as f64 / frames.len().max(1) as f64,
+        nacks_sent: nack.nacks_sent,
+        retransmissions: nack.retransmitted,
         policy: match &control {
             Control::Adaptive(policy) => Some((*policy.stats()).into()),
             Control::Fixed(_) => None,
@@ -909,7 +1128,7 @@ mod tests {
         for p in 0..(packets.len() * 2 + 20) {
             let now = t0 + Duration::from_millis(10 * p as u64);
             if p % 2 == 0 && p / 2 < packets.len() && (p / 2) % 3 != 1 {
-                receive(&mut buffer, p / 2, &packets[p / 2], now);
+                receive(&mut buffer, p / 2, &packets[p / 2], now, false);
             }
             buffer.pull(now, &mut out).expect("pull");
         }

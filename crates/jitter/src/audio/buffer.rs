@@ -363,6 +363,33 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
     /// [`JitterError::EmptyPayload`] or [`JitterError::PayloadTooLarge`]; the packet is
     /// counted as discarded and the buffer carries on.
     pub fn insert(&mut self, packet: AudioPacket<'_>, now: Instant) -> Result<InsertOutcome> {
+        self.insert_inner(packet, now, true)
+    }
+
+    /// Takes a frame that came as redundancy or a retransmission (a RED block, an RTX
+    /// packet) rather than in its own packet on time. It is buffered like any other, but
+    /// its arrival says nothing about the path's jitter (it left the sender later, or its
+    /// lateness is what the recovery delay is for), so it does not enter the delay
+    /// estimate: RED copies of lost frames would otherwise look like reordering and raise
+    /// the target.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert).
+    pub fn insert_recovered(
+        &mut self,
+        packet: AudioPacket<'_>,
+        now: Instant,
+    ) -> Result<InsertOutcome> {
+        self.insert_inner(packet, now, false)
+    }
+
+    fn insert_inner(
+        &mut self,
+        packet: AudioPacket<'_>,
+        now: Instant,
+        estimate: bool,
+    ) -> Result<InsertOutcome> {
         self.stats.packets_received += 1;
         if packet.payload.is_empty() {
             self.stats.packets_discarded += 1;
@@ -406,9 +433,11 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
             stream.highest_sequence = sequence;
             stream.highest_timestamp = timestamp;
         }
-        let arrival_s = now.saturating_duration_since(base).as_secs_f64();
-        let media_s = (timestamp - ts_base) as f64 / f64::from(self.config.clock_rate);
-        self.delay.update(arrival_s, arrival_s - media_s, reordered);
+        if estimate {
+            let arrival_s = now.saturating_duration_since(base).as_secs_f64();
+            let media_s = (timestamp - ts_base) as f64 / f64::from(self.config.clock_rate);
+            self.delay.update(arrival_s, arrival_s - media_s, reordered);
+        }
 
         if self.started && timestamp < self.next_ts {
             // Its audio has been played or concealed already.
