@@ -1,5 +1,5 @@
-//! RTP benches: RTP packet parse/build, RTCP compound parse and transport-cc build, and
-//! payloaders.
+//! RTP benches: RTP packet parse/build, RTCP compound parse and transport-cc build,
+//! payloaders, and RED encode/split per packet.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -216,11 +216,47 @@ fn av1_payload(c: &mut Criterion) {
     );
 }
 
+/// RED (RFC 2198) per packet, as the audio sender and receiver use it: encode a 20 ms
+/// Opus-sized frame (60 bytes) with two 40-byte copies, and parse and split a received
+/// payload into its blocks (what the receiver does before filling holes).
+fn red_payload(c: &mut Criterion) {
+    use tincan::rtp::payload::red::{RedEncoder, RedPayload};
+    let mut group = c.benchmark_group("red");
+    group.throughput(Throughput::Elements(1));
+    let primary = [0x5Au8; 60];
+    let copy = [0x3Cu8; 40];
+    let mut encoder = RedEncoder::new(2).expect("depth 2");
+    let mut out = Vec::with_capacity(256);
+    let mut timestamp = 0u32;
+    group.bench_function("encode_depth2_with_copies", |b| {
+        b.iter(|| {
+            timestamp = timestamp.wrapping_add(960);
+            encoder
+                .encode_with_copy(111, timestamp, black_box(&primary), &copy, &mut out)
+                .expect("encode");
+            black_box(out.len())
+        })
+    });
+    let payload = out.clone();
+    group.bench_function("parse_and_split_depth2", |b| {
+        b.iter(|| {
+            let red = RedPayload::parse(black_box(&payload)).expect("parse");
+            let mut bytes = 0;
+            for block in red.redundant() {
+                bytes += block.data.len() + usize::from(block.timestamp_offset & 1);
+            }
+            black_box(bytes + red.primary().data.len())
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     rtp_packets,
     rtcp_packets,
     h264_payload,
-    av1_payload
+    av1_payload,
+    red_payload
 );
 criterion_main!(benches);

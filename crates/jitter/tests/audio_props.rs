@@ -182,3 +182,111 @@ proptest! {
         drive(AudioJitterBuffer::new(decoder, config).expect("valid"), &steps, 32);
     }
 }
+
+/// Opus frames (24 kbps, 20 ms at 48 kHz) of a voiced test signal, encoded once.
+fn red_test_frames() -> &'static [Vec<u8>] {
+    use std::sync::OnceLock;
+    use tincan_codec::AudioEncoder;
+    use tincan_codec::opus::{OpusConfig, OpusEncoder};
+    static FRAMES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    FRAMES.get_or_init(|| {
+        let config = OpusConfig::new(48_000, Channels::Mono).with_bitrate(24_000);
+        let mut encoder = OpusEncoder::new(&config).expect("encoder");
+        let mut packet = [0u8; 1500];
+        (0..RED_FRAMES)
+            .map(|k| {
+                let frame: Vec<i16> = (0..960)
+                    .map(|i| {
+                        let t = (k * 960 + i) as f64 / 48_000.0;
+                        ((t * 180.0 * std::f64::consts::TAU).sin() * 6000.0
+                            + (t * 540.0 * std::f64::consts::TAU).sin() * 2000.0)
+                            as i16
+                    })
+                    .collect();
+                let len = encoder.encode(&frame, &mut packet).expect("encode");
+                packet[..len].to_vec()
+            })
+            .collect()
+    })
+}
+
+const RED_FRAMES: usize = 60;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// RED payloads of depth 0-4, any subset of them received (in order, no jitter, with
+    /// a buffer delay that covers the deepest copy): every frame some received packet
+    /// carries is played from it, only frames no packet carried are concealed, and the
+    /// buffer stays within its bounds.
+    #[test]
+    fn red_copies_fill_every_hole_they_cover(
+        depth in 0usize..=4,
+        keep in prop::collection::vec(any::<bool>(), RED_FRAMES),
+    ) {
+        use tincan_rtp::payload::red::{RedEncoder, RedPayload};
+        let frames = red_test_frames();
+        let mut encoder = RedEncoder::new(depth).expect("depth");
+        let mut payloads = Vec::new();
+        for (k, frame) in frames.iter().enumerate() {
+            let mut out = Vec::new();
+            encoder.encode(111, (k * 960) as u32, frame, &mut out).expect("red");
+            payloads.push(out);
+        }
+        // Which frames some received packet carries.
+        let mut carried = vec![false; RED_FRAMES];
+        for k in (0..RED_FRAMES).filter(|&k| keep[k]) {
+            for back in 0..=depth.min(k) {
+                carried[k - back] = true;
+            }
+        }
+        let first = carried.iter().position(|&c| c);
+        prop_assume!(first.is_some());
+        let first = first.unwrap_or(0);
+        let last = carried.iter().rposition(|&c| c).unwrap_or(0);
+        let decoder = OpusPacketDecoder::new(OpusDecoder::new(48_000, Channels::Mono).expect("decoder"));
+        let config = AudioJitterConfig {
+            min_delay: Duration::from_millis(20 * depth as u64 + 40),
+            ..AudioJitterConfig::default()
+        };
+        let mut buffer = AudioJitterBuffer::new(decoder, config).expect("buffer");
+        let t0 = Instant::now();
+        let mut out = vec![0i16; buffer.samples_per_pull()];
+        let mut concealed_pulls = 0usize;
+        let mut played_media = 0usize;
+        for p in 0..(RED_FRAMES * 2 + 40) {
+            let now = t0 + Duration::from_millis(10 * p as u64);
+            if p % 2 == 0 && p / 2 < RED_FRAMES && keep[p / 2] {
+                let k = p / 2;
+                let red = RedPayload::parse(&payloads[k]).expect("own payload parses");
+                for block in red.redundant() {
+                    let index = k - usize::from(block.timestamp_offset) / 960;
+                    let packet = AudioPacket { ssrc: 7, sequence: index as u16, timestamp: (index * 960) as u32, payload: block.data };
+                    let _ = buffer.insert_recovered(packet, now);
+                }
+                let packet = AudioPacket { ssrc: 7, sequence: k as u16, timestamp: (k * 960) as u32, payload: red.primary().data };
+                let _ = buffer.insert(packet, now);
+            }
+            let info = buffer.pull(now, &mut out).expect("pull");
+            prop_assert!(buffer.packets_held() <= buffer.config().max_packets);
+            prop_assert!(buffer.samples_held() <= buffer.max_samples_held());
+            // Count concealment only while media from the first to the last carried frame
+            // is due.
+            if let Some(ts) = info.media_timestamp {
+                let frame = ts as usize / 960;
+                if frame >= first && frame <= last && played_media < (last + 1 - first) * 960 {
+                    played_media += info.samples;
+                    if info.samples_from_packets < info.samples {
+                        concealed_pulls += 1;
+                    }
+                }
+            }
+        }
+        let uncarried = carried[first..=last].iter().filter(|&&c| !c).count();
+        // Each uncarried frame is two pulls; a merge after it may touch one more.
+        prop_assert!(
+            concealed_pulls <= 3 * uncarried,
+            "depth {depth}: {concealed_pulls} concealing pulls for {uncarried} uncarried frames"
+        );
+    }
+}
