@@ -234,7 +234,7 @@ proptest! {
             payloads.push(out);
         }
         // Which frames some received packet carries.
-        let mut carried = vec![false; RED_FRAMES];
+        let mut carried = [false; RED_FRAMES];
         for k in (0..RED_FRAMES).filter(|&k| keep[k]) {
             for back in 0..=depth.min(k) {
                 carried[k - back] = true;
