@@ -61,5 +61,49 @@ fn lab_loss_writes_a_manifest_and_redundancy_pays() {
         "{adaptive}"
     );
     assert!(kbps(adaptive) <= 128.0);
+    // Mouth-to-ear covers framing, the 50 ms path and the buffer: above 50 + 20 ms, and
+    // within the limit at 0% loss.
+    for run in runs {
+        let m2e = run["mouth_to_ear_ms"].as_f64().unwrap();
+        assert!(m2e > 75.0 && m2e <= run["mouth_to_ear_p95_ms"].as_f64().unwrap() + 1e-9, "{run}");
+    }
+    assert!(find("plc", "random-0")["mouth_to_ear_ms"].as_f64().unwrap() < 150.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over a short path (10 ms one way) the policy asks for audio NACK, the receiver's NACKs
+/// are answered by RTX, and retransmissions lower what must be concealed.
+#[test]
+fn lab_loss_uses_audio_nack_when_the_rtt_fits() {
+    let dir = std::env::temp_dir().join(format!("tincan-lab-nack-{}", std::process::id()));
+    let speech = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/speech/speech_orig_16k.wav"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_tincan"))
+        .args(["lab", "loss", "--speech", speech])
+        .args(["--scheme", "adaptive", "--scheme", "deepplc"])
+        .args(["--condition", "random-50"])
+        .args(["--delay-ms", "10", "--jitter-ms", "2"])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .expect("run tincan lab loss");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
+            .expect("valid JSON");
+    let runs = manifest["runs"].as_array().expect("runs");
+    let adaptive = runs.iter().find(|r| r["scheme"] == "adaptive").expect("adaptive");
+    let deep = runs.iter().find(|r| r["scheme"] == "deepplc").expect("deepplc");
+    assert!(adaptive["nacks_sent"].as_u64().unwrap() > 10, "{adaptive}");
+    assert!(adaptive["retransmissions"].as_u64().unwrap() > 10, "{adaptive}");
+    assert_eq!(deep["nacks_sent"], 0);
+    let residual = |r: &serde_json::Value| r["residual_loss_pct"].as_f64().unwrap();
+    assert!(residual(adaptive) < residual(deep) / 5.0, "{adaptive}\n{deep}");
     let _ = std::fs::remove_dir_all(&dir);
 }
