@@ -65,7 +65,10 @@ fn lab_loss_writes_a_manifest_and_redundancy_pays() {
     // within the limit at 0% loss.
     for run in runs {
         let m2e = run["mouth_to_ear_ms"].as_f64().unwrap();
-        assert!(m2e > 75.0 && m2e <= run["mouth_to_ear_p95_ms"].as_f64().unwrap() + 1e-9, "{run}");
+        assert!(
+            m2e > 75.0 && m2e <= run["mouth_to_ear_p95_ms"].as_f64().unwrap() + 1e-9,
+            "{run}"
+        );
     }
     assert!(find("plc", "random-0")["mouth_to_ear_ms"].as_f64().unwrap() < 150.0);
     let _ = std::fs::remove_dir_all(&dir);
@@ -98,12 +101,24 @@ fn lab_loss_uses_audio_nack_when_the_rtt_fits() {
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
             .expect("valid JSON");
     let runs = manifest["runs"].as_array().expect("runs");
-    let adaptive = runs.iter().find(|r| r["scheme"] == "adaptive").expect("adaptive");
-    let deep = runs.iter().find(|r| r["scheme"] == "deepplc").expect("deepplc");
+    let adaptive = runs
+        .iter()
+        .find(|r| r["scheme"] == "adaptive")
+        .expect("adaptive");
+    let deep = runs
+        .iter()
+        .find(|r| r["scheme"] == "deepplc")
+        .expect("deepplc");
     assert!(adaptive["nacks_sent"].as_u64().unwrap() > 10, "{adaptive}");
-    assert!(adaptive["retransmissions"].as_u64().unwrap() > 10, "{adaptive}");
+    assert!(
+        adaptive["retransmissions"].as_u64().unwrap() > 10,
+        "{adaptive}"
+    );
     assert_eq!(deep["nacks_sent"], 0);
     let residual = |r: &serde_json::Value| r["residual_loss_pct"].as_f64().unwrap();
-    assert!(residual(adaptive) < residual(deep) / 5.0, "{adaptive}\n{deep}");
+    assert!(
+        residual(adaptive) < residual(deep) / 5.0,
+        "{adaptive}\n{deep}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
