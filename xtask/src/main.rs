@@ -68,7 +68,8 @@ tasks:
   ci            what .ci/run does: fmt check, clippy -D warnings, rustdoc -D warnings, tests,
                 benches compiled, a short fuzz run of every target
   quality [DIR] score the speech of `tincan lab loss` (default DIR target/lab-loss) with
-                PESQ-WB and STOI in a Python venv (target/quality-venv, from PyPI)
+                PESQ-WB and STOI in a Python venv (target/quality-venv, from PyPI); a
+                `tincan lab denoise` DIR gets PESQ-WB, STOI and DNSMOS when it installs
 ";
 
 fn main() -> ExitCode {

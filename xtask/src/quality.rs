@@ -1,5 +1,8 @@
 //! `cargo xtask quality [DIR]`: scores the decoded speech of `tincan lab loss` with PESQ-WB
-//! and STOI (xtask/quality/score.py) in a Python venv at `target/quality-venv`.
+//! and STOI (xtask/quality/score.py) in a Python venv at `target/quality-venv`; a directory
+//! of `tincan lab denoise` (its manifest says `"kind": "denoise"`) goes to
+//! xtask/quality/score_denoise.py instead, which adds DNSMOS when the optional packages of
+//! xtask/quality/requirements-dnsmos.txt install.
 //!
 //! The venv is created once, with the pinned packages of xtask/quality/requirements.txt from
 //! PyPI (the only network access), and reused while it imports them and the requirements
@@ -61,14 +64,93 @@ pub(crate) fn quality(args: &[String]) -> TaskResult {
     if !dir.join("manifest.json").is_file() {
         return Err(format!("no manifest.json in {}: {LAB_HINT}", dir.display()));
     }
+    let denoise = is_denoise_manifest(&dir.join("manifest.json"))?;
     let python = ensure_venv(&root)?;
+    if denoise {
+        ensure_dnsmos(&root, &python);
+    }
     let python = python.to_string_lossy();
-    let script = root.join("xtask").join("quality").join("score.py");
+    let script_name = if denoise {
+        "score_denoise.py"
+    } else {
+        "score.py"
+    };
+    let script = root.join("xtask").join("quality").join(script_name);
     let script = script.to_string_lossy();
     let dir = dir.to_string_lossy();
     let mut score_args = vec![script.as_ref(), dir.as_ref()];
     score_args.extend(extra);
     run_in(&root, &python, &score_args, &[])
+}
+
+/// Whether a lab manifest is `tincan lab denoise`'s: its top-level `"kind"` is `"denoise"`
+/// (xtask has no JSON parser; the lab writes the key first, and the loss lab has no `kind`).
+fn is_denoise_manifest(path: &Path) -> Result<bool, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let Some(at) = text.find("\"kind\"") else {
+        return Ok(false);
+    };
+    let rest = text[at + "\"kind\"".len()..].trim_start();
+    Ok(rest
+        .strip_prefix(':')
+        .is_some_and(|value| value.trim_start().starts_with("\"denoise\"")))
+}
+
+/// What score_denoise.py imports for DNSMOS.
+const DNSMOS_IMPORTS: &str = "import speechmos.dnsmos";
+
+/// Installs the optional DNSMOS packages once per version of requirements-dnsmos.txt. A
+/// failure is remembered (so that every run does not retry the download) and only reported:
+/// the scorer then says DNSMOS is unavailable.
+fn ensure_dnsmos(root: &Path, python: &Path) {
+    let quality = root.join("xtask").join("quality");
+    let requirements_path = quality.join("requirements-dnsmos.txt");
+    let Ok(requirements) = fs::read_to_string(&requirements_path) else {
+        return;
+    };
+    let stamp = root
+        .join("target")
+        .join("quality-venv")
+        .join(".tincan-dnsmos");
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == requirements) {
+        return;
+    }
+    if python_ok(python, &["-c", DNSMOS_IMPORTS]) {
+        let _ = fs::write(&stamp, &requirements);
+        return;
+    }
+    eprintln!(
+        "xtask: installing the optional DNSMOS packages ({})",
+        requirements_path.display()
+    );
+    let requirements_arg = requirements_path.to_string_lossy();
+    let constraints = quality.join("requirements.txt");
+    let constraints_arg = constraints.to_string_lossy();
+    let installed = run_in(
+        root,
+        &python.to_string_lossy(),
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-r",
+            requirements_arg.as_ref(),
+            "-c",
+            constraints_arg.as_ref(),
+        ],
+        &[
+            ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+            ("PIP_NO_INPUT", "1"),
+        ],
+    );
+    if installed.is_err() || !python_ok(python, &["-c", DNSMOS_IMPORTS]) {
+        eprintln!(
+            "xtask: DNSMOS is unavailable (the packages did not install); scoring PESQ-WB and STOI only"
+        );
+    }
+    // Remembered either way: a failed install is not retried until the file changes.
+    let _ = fs::write(&stamp, &requirements);
 }
 
 fn venv_python(venv: &Path) -> PathBuf {
