@@ -1,5 +1,5 @@
 //! `tincan lab denoise`: speech mixed with noise at several SNRs, through the
-//! [`VoiceProcessor`](tincan_denoise::VoiceProcessor), before and after.
+//! [`VoiceProcessor`], before and after.
 //!
 //! Every clip is brought to 16 kHz and to an active speech level of -26 dBov, then mixed with
 //! each noise at each SNR. Noises are generated, deterministically from `--seed`: white,
