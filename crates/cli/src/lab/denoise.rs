@@ -24,7 +24,7 @@
 //!
 //! The VAD reference: a 10 ms frame of the clean clip is energetic when its level is within
 //! 30 dB of the clip's loud frames (the 95th percentile of frame levels): consonants sit
-//! 20-30 dB below vowels, while the fixtures' room tone and breath sit 35-45 dB below. Talkspurts are what a VAD
+//! 20-30 dB below vowels, while the fixtures' room tone and breath sit 35-50 dB below. Talkspurts are what a VAD
 //! should mark (DTX and the speaking flag want whole words and the gaps inside sentences),
 //! so the reference is speech from the first energetic frame until the VAD's own hangover
 //! (200 ms) after the last; the agreement with the bare energetic frames is reported too.
