@@ -171,7 +171,7 @@ impl FrameResampler {
 
 /// Voice processing for one sending stream: RNNoise noise suppression at any supported rate,
 /// voice activity with hangover, RFC 6464 level and 0-100 volume, and an optional AGC with a
-/// limiter. Sans-IO: frame in, frame out, nothing else; after the first frame on a thread
+/// limiter. Sans-IO: frame in, frame out, nothing else; after the first frames on a thread
 /// (RNNoise's FFT plans are per thread) it does not allocate.
 ///
 /// The output is delayed by [`latency_samples`](Self::latency_samples) against the input,
