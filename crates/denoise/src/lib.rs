@@ -7,7 +7,9 @@
 //!   ([`VoiceProcessor::latency_samples`] reports the total). RNNoise works in i16 range, the
 //!   processor in ±1; its first frame's start-up (which spreads into the time before the
 //!   stream) is muted. Mono and stereo (one RNNoise per channel). Strength mixes the
-//!   suppressed and the original signal; bypass keeps the delay and measures only.
+//!   suppressed and the original signal; by default it adapts to the input's estimated SNR
+//!   ([`adaptive`]: full in noise, none on clean speech, which RNNoise would only dull);
+//!   bypass keeps the delay and measures only.
 //! - **Voice activity** ([`VoiceActivityDetector`]) smooths RNNoise's speech probability and
 //!   adds hysteresis and a 200 ms hangover.
 //! - **Levels**: the RFC 6464 level per packet ([`VoiceProcessor::take_packet_audio_level`])
@@ -45,12 +47,14 @@
 //! # Ok::<(), tincan_denoise::DenoiseError>(())
 //! ```
 
+pub mod adaptive;
 pub mod agc;
 pub mod error;
 pub mod level;
 pub mod processor;
 pub mod vad;
 
+pub use adaptive::{AdaptiveConfig, SuppressionControl};
 pub use agc::AutomaticGainControl;
 pub use error::{DenoiseError, Result};
 pub use level::audio_level;

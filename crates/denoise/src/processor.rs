@@ -6,6 +6,7 @@ use nnnoiseless::DenoiseState;
 use rubato::{Fft, FixedSync, Resampler as _, WindowFunction};
 use tincan_media::Channels;
 
+use crate::adaptive::{AdaptiveConfig, SuppressionControl};
 use crate::agc::{AutomaticGainControl, DEFAULT_MIN_GAIN_DB};
 use crate::error::{DenoiseError, Result};
 use crate::level::LevelMeter;
@@ -38,6 +39,7 @@ pub struct VoiceConfig {
     sample_rate: u32,
     channels: Channels,
     strength: f32,
+    adaptive: Option<AdaptiveConfig>,
     agc: Option<(f32, f32)>,
     vad_hangover_frames: u32,
     bypass: bool,
@@ -45,12 +47,14 @@ pub struct VoiceConfig {
 
 impl VoiceConfig {
     /// Frames of 10 ms at `sample_rate` (one of [`SUPPORTED_RATES`]), mono or stereo
-    /// interleaved; full suppression (strength 1), AGC off, 200 ms VAD hangover.
+    /// interleaved; strength 1 with the noise-adaptive control on (full suppression in
+    /// noise, little on clean input), AGC off, 200 ms VAD hangover.
     pub fn new(sample_rate: u32, channels: Channels) -> Self {
         Self {
             sample_rate,
             channels,
             strength: 1.0,
+            adaptive: Some(AdaptiveConfig::default()),
             agc: None,
             vad_hangover_frames: DEFAULT_HANGOVER_FRAMES,
             bypass: false,
@@ -58,10 +62,18 @@ impl VoiceConfig {
     }
 
     /// Suppression strength from 0 (the original, delayed) to 1 (RNNoise's output): the
-    /// output is `strength * suppressed + (1 - strength) * original`, so 0.5 keeps noise
-    /// about 6 dB above what full suppression leaves.
+    /// output is `s * suppressed + (1 - s) * original`, so 0.5 keeps noise about 6 dB above
+    /// what full suppression leaves. With the noise-adaptive control on (the default), `s`
+    /// is this strength times the adaptive one, so this is the most suppression allowed.
     pub fn with_strength(mut self, strength: f32) -> Self {
         self.strength = strength;
+        self
+    }
+
+    /// The noise-adaptive suppression ([`crate::adaptive`]): `Some` settings (the default
+    /// is `Some(AdaptiveConfig::default())`) or `None` for a fixed strength.
+    pub fn with_adaptive(mut self, adaptive: Option<AdaptiveConfig>) -> Self {
+        self.adaptive = adaptive;
         self
     }
 
@@ -120,6 +132,11 @@ pub struct FrameReport {
     pub audio_level: u8,
     /// The 0-100 volume of the last 500 ms, on every 50th frame.
     pub volume: Option<u8>,
+    /// Share of RNNoise's output in this frame's mix (0..=1): the strength, times the
+    /// adaptive one when that is on; 0 in bypass.
+    pub suppression: f32,
+    /// The adaptive control's estimated SNR of the input, dB (`NaN`-free; 0 when off).
+    pub estimated_snr_db: f32,
     /// AGC gain applied, dB (0 with the AGC off).
     pub gain_db: f32,
     /// Input samples that were NaN, infinite or beyond full scale and were replaced (by 0)
@@ -199,6 +216,7 @@ pub struct VoiceProcessor {
     latency: usize,
     strength: f32,
     bypass: bool,
+    adaptive: Option<SuppressionControl>,
     /// One RNNoise per channel.
     denoisers: Vec<Box<DenoiseState<'static>>>,
     /// To 48 kHz and back; `None` at 48 kHz.
@@ -251,6 +269,15 @@ impl VoiceProcessor {
             return Err(DenoiseError::UnsupportedRate { rate });
         }
         check_strength(config.strength)?;
+        if let Some(adaptive) = &config.adaptive {
+            adaptive
+                .check()
+                .map_err(|(parameter, value, range)| DenoiseError::OutOfRange {
+                    parameter,
+                    value,
+                    range,
+                })?;
+        }
         let agc = match config.agc {
             None => None,
             Some((target, max_gain)) => {
@@ -303,6 +330,7 @@ impl VoiceProcessor {
             latency,
             strength: config.strength,
             bypass: config.bypass,
+            adaptive: config.adaptive.map(SuppressionControl::new),
             denoisers: (0..channels).map(|_| DenoiseState::new()).collect(),
             resamplers,
             model_in: vec![0.0; MODEL_FRAME * channels],
@@ -425,9 +453,21 @@ impl VoiceProcessor {
 
         let voice_probability = self.suppress(frame)?;
         let speaking = self.vad.update(voice_probability);
+        let (adaptive_strength, estimated_snr_db) = match self.adaptive.as_mut() {
+            Some(control) => {
+                let mean_square = crate::level::energy(frame) / frame.len() as f64;
+                let decision = control.update(mean_square, voice_probability);
+                (decision.strength, decision.snr_db)
+            }
+            None => (1.0, 0.0),
+        };
 
         // Mix the suppressed frame with the delayed original in place, through the ring.
-        let wet_weight = if self.bypass { 0.0 } else { self.strength };
+        let wet_weight = if self.bypass {
+            0.0
+        } else {
+            self.strength * adaptive_strength
+        };
         for (sample, &wet) in frame.iter_mut().zip(&self.wet) {
             let dry = std::mem::replace(&mut self.dry[self.dry_position], *sample);
             self.dry_position += 1;
@@ -454,6 +494,8 @@ impl VoiceProcessor {
             speaking,
             audio_level,
             volume,
+            suppression: wet_weight,
+            estimated_snr_db,
             gain_db,
             sanitised_samples,
         })
@@ -596,7 +638,11 @@ mod tests {
         let mut speaking = 0;
         for chunk in input.chunks_exact(480) {
             let mut frame = chunk.to_vec();
-            speaking += usize::from(processor.process(&mut frame).unwrap().speaking);
+            let report = processor.process(&mut frame).unwrap();
+            speaking += usize::from(report.speaking);
+            // Noise about 5 dB under the nominal speech level: the adaptive strength is full.
+            assert!(report.suppression > 0.99, "{report:?}");
+            assert!(report.estimated_snr_db < 10.0, "{report:?}");
             output.extend_from_slice(&frame);
         }
         let tail = 48_000..96_000;
@@ -605,6 +651,28 @@ mod tests {
         let reduction_db = 10.0 * (before / after).log10();
         assert!(reduction_db > 15.0, "{reduction_db:.1} dB");
         assert!(speaking < 10, "{speaking} frames of noise marked as speech");
+    }
+
+    #[test]
+    fn fixed_strength_without_the_adaptive_control() {
+        let config = VoiceConfig::new(16_000, Channels::Mono)
+            .with_strength(0.6)
+            .with_adaptive(None);
+        let mut processor = VoiceProcessor::new(&config).unwrap();
+        for k in 0..50 {
+            let mut frame = tones(160, 16_000, 0.01 * k as f32);
+            let report = processor.process(&mut frame).unwrap();
+            assert_eq!(report.suppression, 0.6);
+        }
+        let bad = VoiceConfig::new(16_000, Channels::Mono).with_adaptive(Some(AdaptiveConfig {
+            full_snr_db: 30.0,
+            clean_snr_db: 20.0,
+            ..AdaptiveConfig::default()
+        }));
+        assert!(matches!(
+            VoiceProcessor::new(&bad),
+            Err(DenoiseError::OutOfRange { .. })
+        ));
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 use tincan_codec::resample::resample_all;
-use tincan_denoise::{VoiceConfig, VoiceProcessor};
+use tincan_denoise::{AdaptiveConfig, VoiceConfig, VoiceProcessor};
 use tincan_media::{AudioFormat, AudioFrame, Channels, wav};
 
 use super::LabError;
@@ -82,9 +82,12 @@ pub struct DenoiseArgs {
     /// Rate the processor runs at: 16000 (resampled inside) or 48000.
     #[arg(long, default_value_t = 16_000)]
     rate: u32,
-    /// Suppression strength, 0..=1.
+    /// Suppression strength, 0..=1 (the most the noise-adaptive control applies).
     #[arg(long, default_value_t = 1.0)]
     strength: f32,
+    /// Turns the processor's noise-adaptive strength off: the strength is applied as given.
+    #[arg(long)]
+    fixed_strength: bool,
     /// Seed of the generated noises.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -114,6 +117,11 @@ struct RunEntry {
     reference_speech_share: f64,
     /// Output level minus input level, dB (over the whole clip).
     level_change_db: f64,
+    /// Mean share of RNNoise's output in the mix over the frames with speech energy (the
+    /// noise-adaptive strength; the fixed strength otherwise).
+    suppression: f64,
+    /// The adaptive control's mean estimated SNR over those frames, dB.
+    estimated_snr_db: f64,
     seconds: f64,
 }
 
@@ -125,6 +133,8 @@ struct Manifest {
     sample_rate: u32,
     processing_rate: u32,
     strength: f32,
+    /// Whether the noise-adaptive strength was on.
+    adaptive: bool,
     latency_ms: f64,
     noise_sources: String,
     speech_level_dbov: f64,
@@ -354,9 +364,13 @@ fn agreement(flags: &[bool], reference: &[bool]) -> f64 {
 
 /// Runs `input` (16 kHz) through a fresh processor at `rate`; returns the output aligned
 /// with the input (16 kHz, same length) and the VAD flag of every 10 ms input frame.
-fn process(input: &[f32], rate: u32, strength: f32) -> Result<(Vec<f32>, Vec<bool>), LabError> {
-    let config = VoiceConfig::new(rate, Channels::Mono).with_strength(strength);
-    let mut processor = VoiceProcessor::new(&config)?;
+/// What [`process`] gives: the aligned output, the VAD flag, the suppression share and the
+/// estimated SNR of every 10 ms input frame.
+type Processed = (Vec<f32>, Vec<bool>, Vec<f32>, Vec<f32>);
+
+fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
+    let rate = config.sample_rate();
+    let mut processor = VoiceProcessor::new(config)?;
     let at_rate: Vec<f32> = if rate == RATE {
         input.to_vec()
     } else {
@@ -369,6 +383,8 @@ fn process(input: &[f32], rate: u32, strength: f32) -> Result<(Vec<f32>, Vec<boo
     let frames = at_rate.len().div_ceil(size) + latency.div_ceil(size);
     let mut output = Vec::with_capacity(frames * size);
     let mut flags = Vec::with_capacity(frames);
+    let mut suppression = Vec::with_capacity(frames);
+    let mut snr = Vec::with_capacity(frames);
     let mut frame = vec![0.0f32; size];
     for k in 0..frames {
         let start = (k * size).min(at_rate.len());
@@ -377,6 +393,8 @@ fn process(input: &[f32], rate: u32, strength: f32) -> Result<(Vec<f32>, Vec<boo
         frame[..end - start].copy_from_slice(&at_rate[start..end]);
         let report = processor.process(&mut frame)?;
         flags.push(report.speaking);
+        suppression.push(report.suppression);
+        snr.push(report.estimated_snr_db);
         output.extend_from_slice(&frame);
     }
     let aligned = output[latency..latency + at_rate.len()].to_vec();
@@ -388,8 +406,11 @@ fn process(input: &[f32], rate: u32, strength: f32) -> Result<(Vec<f32>, Vec<boo
         back.resize(input.len(), 0.0);
         back
     };
+    // At 48 kHz a processor frame is 10 ms too, so the per-frame figures line up.
     flags.truncate(input.len() / FRAME);
-    Ok((aligned, flags))
+    suppression.truncate(input.len() / FRAME);
+    snr.truncate(input.len() / FRAME);
+    Ok((aligned, flags, suppression, snr))
 }
 
 fn write_16k(path: &Path, samples: &[f32]) -> Result<(), LabError> {
@@ -461,10 +482,12 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
         recorded.push((name, read_mono_16k(path)?));
     }
 
+    let adaptive = (!args.fixed_strength).then(AdaptiveConfig::default);
+    let config = VoiceConfig::new(args.rate, Channels::Mono)
+        .with_strength(args.strength)
+        .with_adaptive(adaptive);
     let latency_ms = {
-        let probe = VoiceProcessor::new(
-            &VoiceConfig::new(args.rate, Channels::Mono).with_strength(args.strength),
-        )?;
+        let probe = VoiceProcessor::new(&config)?;
         probe.latency_samples() as f64 * 1000.0 / f64::from(args.rate)
     };
     let mut runs = Vec::new();
@@ -522,7 +545,16 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
                 None => format!("{}_clean", clip.name),
                 Some(snr) => format!("{}_{noise_name}_{snr}dB", clip.name),
             };
-            let (output, flags) = process(&input, args.rate, args.strength)?;
+            let (output, flags, suppression, est_snr) = process(&input, &config)?;
+            let over_speech = |values: &[f32]| {
+                let picked: Vec<f64> = values
+                    .iter()
+                    .zip(&clip.energetic)
+                    .filter(|&(_, &e)| e)
+                    .map(|(&v, _)| f64::from(v))
+                    .collect();
+                picked.iter().sum::<f64>() / picked.len().max(1) as f64
+            };
             let input_path = format!("noisy/{tag}.wav");
             let output_path = format!("processed/{tag}.wav");
             write_16k(&args.out.join(&input_path), &input)?;
@@ -541,6 +573,8 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
                 reference_speech_share: clip.talkspurt.iter().filter(|&&t| t).count() as f64
                     / clip.talkspurt.len().max(1) as f64,
                 level_change_db: 10.0 * (mean_square(&output) / mean_square(&input)).log10(),
+                suppression: over_speech(&suppression),
+                estimated_snr_db: over_speech(&est_snr),
                 seconds,
             });
         }
@@ -551,6 +585,7 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
         sample_rate: RATE,
         processing_rate: args.rate,
         strength: args.strength,
+        adaptive: adaptive.is_some(),
         latency_ms,
         noise_sources: format!(
             "generated (seed {}): white, pink, brown, babble of {BABBLE_TALKERS} talkers from the other clips; recorded: {}",
@@ -587,9 +622,14 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
 /// Means over clips, one row per noise and SNR.
 fn table(manifest: &Manifest) -> String {
     let mut out = format!(
-        "tincan lab denoise: processor at {} Hz, strength {}, latency {:.1} ms\n{:<10} {:>6} {:>6} {:>12} {:>13} {:>10} {:>10} {:>9}\n",
+        "tincan lab denoise: processor at {} Hz, strength {}{}, latency {:.1} ms\n{:<10} {:>6} {:>6} {:>12} {:>13} {:>10} {:>10} {:>9} {:>6} {:>7}\n",
         manifest.processing_rate,
         manifest.strength,
+        if manifest.adaptive {
+            " (noise-adaptive)"
+        } else {
+            " (fixed)"
+        },
         manifest.latency_ms,
         "noise",
         "SNR",
@@ -599,6 +639,8 @@ fn table(manifest: &Manifest) -> String {
         "VAD agree",
         "VAD energy",
         "level dB",
+        "supp",
+        "estSNR",
     );
     let mut keys: Vec<(String, Option<f64>)> = Vec::new();
     for run in &manifest.runs {
@@ -616,7 +658,7 @@ fn table(manifest: &Manifest) -> String {
         let mean =
             |f: fn(&RunEntry) -> f64| runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64;
         out += &format!(
-            "{:<10} {:>6} {:>6} {:>12.2} {:>13.2} {:>9.1}% {:>9.1}% {:>9.2}\n",
+            "{:<10} {:>6} {:>6} {:>12.2} {:>13.2} {:>9.1}% {:>9.1}% {:>9.2} {:>6.2} {:>7.1}\n",
             noise,
             snr.map_or_else(|| "clean".to_owned(), |s| format!("{s}")),
             runs.len(),
@@ -625,6 +667,8 @@ fn table(manifest: &Manifest) -> String {
             100.0 * mean(|r| r.vad_agreement),
             100.0 * mean(|r| r.vad_agreement_energy),
             mean(|r| r.level_change_db),
+            mean(|r| r.suppression),
+            mean(|r| r.estimated_snr_db),
         );
     }
     out
