@@ -4,32 +4,29 @@
 //! and the VAD agrees with the energy reference of the clean speech. (PESQ and STOI need
 //! Python: `cargo xtask quality DIR`, see docs/DENOISE.md.)
 
-use std::process::Command;
+mod common;
+
+use common::{arg, read_json, run_tincan, scratch_dir, speech_fixture};
 
 #[test]
 fn lab_denoise_improves_noisy_speech_and_keeps_clean_speech() {
-    let dir = std::env::temp_dir().join(format!("tincan-lab-denoise-{}", std::process::id()));
-    let speech = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/speech/hts1a.wav"
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_tincan"))
-        .args(["lab", "denoise", "--speech", speech])
-        .args(["--noise", "white", "--noise", "brown", "--snr", "5"])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .expect("run tincan lab denoise");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "lab failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{stdout}");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
-            .expect("valid JSON");
+    let dir = scratch_dir("lab-denoise");
+    let speech = speech_fixture("hts1a.wav");
+    run_tincan([
+        "lab",
+        "denoise",
+        "--speech",
+        &speech,
+        "--noise",
+        "white",
+        "--noise",
+        "brown",
+        "--snr",
+        "5",
+        "--out",
+        arg(&dir),
+    ]);
+    let manifest = read_json(&dir.join("manifest.json"));
     assert_eq!(manifest["kind"], "denoise");
     let runs = manifest["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 3, "clean, white and brown");

@@ -4,28 +4,25 @@
 //! Runs the lab as shipped: 60 s of audio per scenario and 10 minutes for the clock-drift
 //! scenarios, as the criteria require (about 35-45 s in a debug build on 2 cores).
 
-use std::process::Command;
+mod common;
+
+use common::{arg, read_json, run_tincan, scratch_dir};
 
 #[test]
 fn lab_jitter_meets_the_must_show_criteria() {
-    let dir = std::env::temp_dir().join(format!("tincan-lab-jitter-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = scratch_dir("lab-jitter");
     let json = dir.join("report.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_tincan"))
-        .args(["lab", "jitter", "--seconds", "60", "--drift-seconds", "600"])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("run tincan lab jitter");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "lab failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("JSON report")).expect("valid JSON");
+    let stdout = run_tincan([
+        "lab",
+        "jitter",
+        "--seconds",
+        "60",
+        "--drift-seconds",
+        "600",
+        "--json",
+        arg(&json),
+    ]);
+    let report = read_json(&json);
     let _ = std::fs::remove_dir_all(&dir);
 
     let scenarios = report["scenarios"].as_array().expect("scenarios");

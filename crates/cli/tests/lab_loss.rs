@@ -3,35 +3,33 @@
 //! of what PLC alone must, for about twice the bitrate; the adaptive scheme climbs the
 //! ladder under loss.
 
-use std::process::Command;
+mod common;
+
+use common::{arg, read_json, run_tincan, scratch_dir, speech_fixture};
 
 #[test]
 fn lab_loss_writes_a_manifest_and_redundancy_pays() {
-    let dir = std::env::temp_dir().join(format!("tincan-lab-loss-{}", std::process::id()));
-    let speech = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/speech/speech_orig_16k.wav"
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_tincan"))
-        .args(["lab", "loss", "--speech", speech])
-        .args([
-            "--scheme", "plc", "--scheme", "red2", "--scheme", "adaptive",
-        ])
-        .args(["--condition", "random-0", "--condition", "random-20"])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .expect("run tincan lab loss");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "lab failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{stdout}");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
-            .expect("valid JSON");
+    let dir = scratch_dir("lab-loss");
+    let speech = speech_fixture("speech_orig_16k.wav");
+    run_tincan([
+        "lab",
+        "loss",
+        "--speech",
+        &speech,
+        "--scheme",
+        "plc",
+        "--scheme",
+        "red2",
+        "--scheme",
+        "adaptive",
+        "--condition",
+        "random-0",
+        "--condition",
+        "random-20",
+        "--out",
+        arg(&dir),
+    ]);
+    let manifest = read_json(&dir.join("manifest.json"));
     assert!(dir.join("reference.wav").is_file());
     let runs = manifest["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 6);
@@ -78,28 +76,27 @@ fn lab_loss_writes_a_manifest_and_redundancy_pays() {
 /// are answered by RTX, and retransmissions lower what must be concealed.
 #[test]
 fn lab_loss_uses_audio_nack_when_the_rtt_fits() {
-    let dir = std::env::temp_dir().join(format!("tincan-lab-nack-{}", std::process::id()));
-    let speech = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/speech/speech_orig_16k.wav"
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_tincan"))
-        .args(["lab", "loss", "--speech", speech])
-        .args(["--scheme", "adaptive", "--scheme", "deepplc"])
-        .args(["--condition", "random-50"])
-        .args(["--delay-ms", "10", "--jitter-ms", "2"])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .expect("run tincan lab loss");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
-            .expect("valid JSON");
+    let dir = scratch_dir("lab-nack");
+    let speech = speech_fixture("speech_orig_16k.wav");
+    run_tincan([
+        "lab",
+        "loss",
+        "--speech",
+        &speech,
+        "--scheme",
+        "adaptive",
+        "--scheme",
+        "deepplc",
+        "--condition",
+        "random-50",
+        "--delay-ms",
+        "10",
+        "--jitter-ms",
+        "2",
+        "--out",
+        arg(&dir),
+    ]);
+    let manifest = read_json(&dir.join("manifest.json"));
     let runs = manifest["runs"].as_array().expect("runs");
     let adaptive = runs
         .iter()

@@ -10,40 +10,26 @@
 //! depending on load.
 
 use serde_json::Value;
-use std::process::Command;
+
+mod common;
+
+use common::{arg, read_json, run_tincan, scratch_dir};
 
 /// Runs the lab with `--check` and returns its JSON report.
 fn lab(name: &str, args: &[&str]) -> Value {
-    let dir = std::env::temp_dir().join(format!(
-        "tincan-lab-video-loss-{name}-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = scratch_dir(&format!("lab-video-loss-{name}"));
     let json = dir.join("report.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_tincan"))
-        .args([
-            "lab",
-            "video-loss",
-            "--seconds",
-            "20",
-            "--scheme",
-            "nack+fec",
-        ])
-        .args(args)
-        .arg("--check")
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("run tincan lab video-loss");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "lab failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{stdout}");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("JSON report")).expect("valid JSON");
+    let fixed = [
+        "lab",
+        "video-loss",
+        "--seconds",
+        "20",
+        "--scheme",
+        "nack+fec",
+    ];
+    let check = ["--check", "--json", arg(&json)];
+    run_tincan(fixed.iter().chain(args).chain(&check));
+    let report = read_json(&json);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(report["pass"], true);
     report
