@@ -19,6 +19,7 @@
 //! assert_eq!(frame.duration().as_millis(), 20);
 //! ```
 
+pub use tincan_abr as abr;
 pub use tincan_codec as codec;
 pub use tincan_denoise as denoise;
 pub use tincan_fec as fec;

@@ -3,6 +3,7 @@
 //! Labs are sans-IO simulations: they drive the engine with made-up instants from a fixed
 //! origin, so they run faster than real time and give the same figures on every run.
 
+pub mod abr;
 pub mod denoise;
 pub mod fixed;
 pub mod jitter;
@@ -37,6 +38,9 @@ enum LabCommand {
     /// Speech mixed with noise at several SNRs, before and after voice processing, for
     /// `cargo xtask quality`.
     Denoise(denoise::DenoiseArgs),
+    /// Congestion control on the RMCAT evaluation cases over a netsim bottleneck: rate,
+    /// utilisation, queuing delay, loss, reaction times and fairness per flow.
+    Abr(abr::AbrArgs),
 }
 
 /// Runs the lab asked for.
@@ -50,5 +54,6 @@ pub fn run(args: &LabArgs) -> Result<(), LabError> {
         LabCommand::Loss(args) => loss::run(args),
         LabCommand::VideoLoss(args) => video_loss::run(args),
         LabCommand::Denoise(args) => denoise::run(args),
+        LabCommand::Abr(args) => abr::run(args),
     }
 }

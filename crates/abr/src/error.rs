@@ -1,0 +1,19 @@
+//! The crate's error type.
+
+use thiserror::Error;
+
+/// Errors of `tincan-abr`: bad configuration and bad input from the network, never a panic.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum AbrError {
+    /// A configuration value is out of its documented range.
+    #[error("invalid {field}: {value} ({expected})")]
+    InvalidConfig {
+        /// The field's name.
+        field: &'static str,
+        /// The value given, formatted.
+        value: String,
+        /// What the field accepts.
+        expected: &'static str,
+    },
+}

@@ -1,0 +1,1 @@
+//! The pacer (issue 7, in progress).
