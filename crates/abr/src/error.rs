@@ -16,4 +16,11 @@ pub enum AbrError {
         /// What the field accepts.
         expected: &'static str,
     },
+    /// Writing an RTCP packet failed (a value out of the wire format's range).
+    #[error("RTCP: {source}")]
+    Rtp {
+        /// The RTP crate's error.
+        #[from]
+        source: tincan_rtp::RtpError,
+    },
 }
