@@ -124,6 +124,75 @@ impl AcknowledgedBitrate {
     }
 }
 
+/// Window of the recent receive rate, µs: long enough to hold several packets at low rates,
+/// short enough to show a capacity drop within a few feedbacks.
+pub const RECENT_WINDOW_US: i64 = 250_000;
+/// Most packets the recent receive rate holds (bounded memory; older ones are dropped).
+pub const RECENT_MAX_PACKETS: usize = 512;
+/// Fewest packets a recent receive rate is computed from.
+pub const RECENT_MIN_PACKETS: usize = 4;
+
+/// The receive rate over the last [`RECENT_WINDOW_US`] of arrivals, unsmoothed.
+///
+/// Not in GCC: while the bottleneck queue grows, packets leave it at exactly the capacity,
+/// so their arrival spacing measures it with no lag. The controller cuts to
+/// [`BETA`](crate::aimd::BETA) × the lower of this and the acknowledged estimate, whose
+/// smoothing would otherwise keep the rate above a sharply dropped capacity for several
+/// hundred milliseconds while the queue overflows.
+#[derive(Debug, Clone)]
+pub struct RecentRate {
+    packets: std::collections::VecDeque<(i64, u32)>,
+    bytes: u64,
+}
+
+impl Default for RecentRate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecentRate {
+    /// An empty window.
+    pub fn new() -> Self {
+        Self {
+            packets: std::collections::VecDeque::with_capacity(RECENT_MAX_PACKETS),
+            bytes: 0,
+        }
+    }
+
+    /// Adds a packet (in arrival order).
+    pub fn update(&mut self, arrival_us: i64, bytes: u32) {
+        if self.packets.len() >= RECENT_MAX_PACKETS
+            && let Some((_, b)) = self.packets.pop_front()
+        {
+            self.bytes -= u64::from(b);
+        }
+        self.packets.push_back((arrival_us, bytes));
+        self.bytes += u64::from(bytes);
+        while let Some(&(t, b)) = self.packets.front() {
+            if arrival_us - t <= RECENT_WINDOW_US {
+                break;
+            }
+            self.packets.pop_front();
+            self.bytes -= u64::from(b);
+        }
+    }
+
+    /// The rate: bytes after the first packet over the span of arrivals, if enough packets.
+    pub fn bitrate_bps(&self) -> Option<u64> {
+        if self.packets.len() < RECENT_MIN_PACKETS {
+            return None;
+        }
+        let (first_t, first_b) = *self.packets.front()?;
+        let (last_t, _) = *self.packets.back()?;
+        let span = last_t - first_t;
+        if span <= 0 {
+            return None;
+        }
+        Some(((self.bytes - u64::from(first_b)) as f64 * 8e6 / span as f64) as u64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +223,24 @@ mod tests {
         feed(&mut a, 5_000_000, 6_000_000, 500_000);
         let e = a.bitrate_bps().unwrap();
         assert!(e < 600_000, "{e}");
+    }
+
+    #[test]
+    fn recent_rate_sees_a_drop_at_once() {
+        let mut r = RecentRate::new();
+        assert_eq!(r.bitrate_bps(), None);
+        // 1000 bytes every 4 ms (2 Mbps), then every 16 ms (500 kbps).
+        let mut t = 0;
+        for _ in 0..100 {
+            r.update(t, 1000);
+            t += 4_000;
+        }
+        assert_eq!(r.bitrate_bps(), Some(2_000_000));
+        for _ in 0..20 {
+            t += 16_000;
+            r.update(t, 1000);
+        }
+        assert_eq!(r.bitrate_bps(), Some(500_000));
     }
 
     #[test]

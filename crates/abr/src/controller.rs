@@ -8,7 +8,7 @@ use tincan_rtp::rtcp::REFERENCE_TIME_UNIT_US;
 use tincan_rtp::rtcp::TwccFeedback;
 
 use crate::AbrError;
-use crate::acknowledged::AcknowledgedBitrate;
+use crate::acknowledged::{AcknowledgedBitrate, RecentRate};
 use crate::aimd::AimdRateControl;
 use crate::alr::AlrDetector;
 use crate::delay::{BandwidthUsage, DelayDetector};
@@ -175,6 +175,7 @@ pub struct SendSideController {
     aimd: AimdRateControl,
     loss: LossController,
     acked: AcknowledgedBitrate,
+    recent: RecentRate,
     alr: AlrDetector,
     probes: ProbeController,
     probe_estimator: ProbeEstimator,
@@ -228,6 +229,7 @@ impl SendSideController {
             aimd: AimdRateControl::new(config.start_bps, config.min_bps, config.max_bps, rtt_us),
             loss: LossController::new(),
             acked: AcknowledgedBitrate::new(),
+            recent: RecentRate::new(),
             alr: AlrDetector::new(config.start_bps),
             probes: ProbeController::new(config.start_bps, config.max_bps),
             probe_estimator: ProbeEstimator::new(),
@@ -403,10 +405,11 @@ impl SendSideController {
         self.scratch
             .sort_unstable_by_key(|a| (a.arrival_us, a.send_us));
         let in_alr = self.alr.in_alr();
-        let mut probe_result: Option<u64> = None;
+        let mut probe_results = [None; 2];
         self.probe_estimator.expire(now_us);
         for a in &self.scratch {
             self.acked.update(a.arrival_us, a.size as usize, in_alr);
+            self.recent.update(a.arrival_us, a.size);
             self.delay
                 .on_packet(a.send_us, a.arrival_us, a.size as usize);
             if let Some(id) = a.probe_cluster
@@ -414,16 +417,26 @@ impl SendSideController {
                     self.probe_estimator
                         .on_packet(id, a.send_us, a.arrival_us, a.size as usize)
             {
-                probe_result = Some(probe_result.map_or(r, |p| p.max(r)));
+                // At most two clusters complete per feedback in practice; keep the last two.
+                probe_results = [probe_results[1], Some(r)];
             }
         }
 
         let usage = self.delay.usage();
-        let acked = self.acked.bitrate_bps();
-        if let Some(result) = probe_result {
-            self.probes.on_result(result, now_us);
-            if usage != BandwidthUsage::Overusing && result > self.aimd.estimate_bps() {
-                self.aimd.set_estimate(result, now_us);
+        let mut acked = self.acked.bitrate_bps();
+        if usage == BandwidthUsage::Overusing
+            && let Some(recent) = self.recent.bitrate_bps()
+        {
+            // See RecentRate: while the queue grows, the rate it drains at, without the
+            // acknowledged estimator's lag in either direction.
+            acked = Some(recent);
+        }
+        for result in probe_results.into_iter().flatten() {
+            if let Some(bps) = self.probes.on_result(result, now_us)
+                && usage != BandwidthUsage::Overusing
+                && bps > self.aimd.estimate_bps()
+            {
+                self.aimd.set_estimate(bps, now_us);
             }
         }
         if !self.scratch.is_empty() {
@@ -453,6 +466,9 @@ impl SendSideController {
             self.target_bps,
             self.alr.started_us(),
             self.alr.ended_us(),
+            self.delay.usage() == BandwidthUsage::Normal,
+            self.aimd.link_capacity_bps().is_none(),
+            self.aimd.last_decrease_us(),
             now_us,
         );
         self.refresh_stats();

@@ -63,11 +63,11 @@ impl LossController {
 
     /// Updates after a feedback, given the current target and delay-based estimate.
     pub fn update(&mut self, target_bps: u64, delay_based_bps: u64, rtt_us: i64, now_us: i64) {
-        let last_update = self.last_update_us.replace(now_us).unwrap_or(now_us);
         let total = self.lost + self.received;
         if total < MIN_PACKETS {
             return;
         }
+        let last_update = self.last_update_us.replace(now_us).unwrap_or(now_us);
         self.loss_fraction = self.lost as f64 / total as f64;
         self.lost = 0;
         self.received = 0;

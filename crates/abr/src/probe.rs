@@ -49,6 +49,19 @@ pub const ALR_ENDED_TIMEOUT_US: i64 = 3_000_000;
 pub const ALR_PROBE_INTERVAL_US: i64 = 5_000_000;
 /// Scale of a periodic ALR probe over the estimate (GCC: 2).
 pub const ALR_PROBE_SCALE: f64 = 2.0;
+/// Interval of periodic probes while the sender uses its estimate and the queue is stable
+/// (not in GCC, which probes periodically only while application limited): a probe at
+/// [`PERIODIC_PROBE_SCALE`] × the estimate finds a capacity increase in one step where the
+/// additive increase near the last known capacity would take many seconds.
+pub const PERIODIC_PROBE_INTERVAL_US: i64 = 5_000_000;
+/// A periodic probe is sent only when the AIMD control has no link capacity estimate (none
+/// yet, or it was forgotten because the acknowledged rate rose well above it: the link
+/// grew), or after this long without a delay-based decrease. On a saturated link the AIMD
+/// sawtooth decreases every few seconds and keeps a capacity estimate, and a probe there
+/// would only add a queue bump (and an early decrease).
+pub const PERIODIC_PROBE_QUIET_US: i64 = 5_000_000;
+/// Scale of a periodic probe over the estimate.
+pub const PERIODIC_PROBE_SCALE: f64 = 2.0;
 /// Most clusters waiting for the pacer (older requests are replaced).
 pub const MAX_PENDING_CLUSTERS: usize = 4;
 
@@ -130,7 +143,7 @@ impl ProbeEstimator {
         send_us: i64,
         arrival_us: i64,
         size: usize,
-    ) -> Option<u64> {
+    ) -> Option<ProbeResult> {
         let c = self
             .clusters
             .iter_mut()
@@ -173,12 +186,42 @@ impl ProbeEstimator {
             return None;
         }
         let mut result = send_bps.min(recv_bps);
-        if recv_bps < MIN_RATIO_FOR_UNSATURATED_LINK * send_bps {
+        let saturated = recv_bps < MIN_RATIO_FOR_UNSATURATED_LINK * send_bps;
+        if saturated {
             result = TARGET_UTILIZATION_FRACTION * recv_bps;
         }
         self.results += 1;
-        Some(result as u64)
+        Some(ProbeResult {
+            cluster_id,
+            bitrate_bps: result as u64,
+            saturated,
+        })
     }
+}
+
+/// Why a cluster was sent, which decides what its result may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// At start, and the exponential probes that follow them.
+    Initial,
+    /// After a large drop while application limited, or periodically while it is.
+    Alr,
+    /// Periodically while the queue is quiet (see [`PERIODIC_PROBE_INTERVAL_US`]), and the
+    /// exponential probes that follow them. Their results count only when the path carried
+    /// the probe unsaturated: on a link shared with other flows a saturated probe measures
+    /// its own burst's share of the queue, not free capacity, and would grab from them.
+    Periodic,
+}
+
+/// What the path carried during one probe cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// The cluster.
+    pub cluster_id: u32,
+    /// The rate the path is estimated to carry, bits per second.
+    pub bitrate_bps: u64,
+    /// Whether the receive rate fell short of the send rate (the probe filled the link).
+    pub saturated: bool,
 }
 
 /// What the probe controller is doing.
@@ -189,6 +232,8 @@ enum State {
     /// Waiting for a result above `min_to_probe_further`.
     Waiting {
         min_to_probe_further: u64,
+        probed_bps: u64,
+        kind: ProbeKind,
         since_us: i64,
     },
     /// Exponential probing is over.
@@ -200,6 +245,8 @@ enum State {
 pub struct ProbeController {
     state: State,
     pending: VecDeque<ProbeCluster>,
+    /// Kinds of recent clusters, by id (bounded like the estimator's clusters).
+    kinds: VecDeque<(u32, ProbeKind)>,
     next_id: u32,
     max_bps: u64,
     start_bps: u64,
@@ -207,6 +254,7 @@ pub struct ProbeController {
     drop: Option<(u64, i64)>,
     last_estimate: u64,
     last_alr_probe_us: Option<i64>,
+    last_probe_us: i64,
     /// Clusters requested so far.
     pub clusters_requested: u64,
 }
@@ -217,17 +265,19 @@ impl ProbeController {
         Self {
             state: State::Init,
             pending: VecDeque::with_capacity(MAX_PENDING_CLUSTERS),
+            kinds: VecDeque::with_capacity(MAX_TRACKED_CLUSTERS),
             next_id: 0,
             max_bps,
             start_bps,
             drop: None,
             last_estimate: start_bps,
             last_alr_probe_us: None,
+            last_probe_us: 0,
             clusters_requested: 0,
         }
     }
 
-    /// Whether a probe is waiting for the pacer or for its result.
+    /// Whether a probe is pending or awaiting its result.
     pub fn is_probing(&self) -> bool {
         !self.pending.is_empty() || matches!(self.state, State::Waiting { .. })
     }
@@ -237,10 +287,11 @@ impl ProbeController {
         !self.pending.is_empty() || self.state == State::Init
     }
 
-    fn request(&mut self, bitrate_bps: u64) {
+    /// Queues a cluster; returns the rate asked for (capped at the maximum), 0 if none.
+    fn request(&mut self, bitrate_bps: u64, kind: ProbeKind) -> u64 {
         let bitrate_bps = bitrate_bps.min(self.max_bps);
         if bitrate_bps == 0 {
-            return;
+            return 0;
         }
         if self.pending.len() >= MAX_PENDING_CLUSTERS {
             self.pending.pop_front();
@@ -252,8 +303,22 @@ impl ProbeController {
             min_packets: MIN_PROBE_PACKETS,
             min_bytes: u32::try_from(min_bytes).unwrap_or(u32::MAX),
         });
+        if self.kinds.len() >= MAX_TRACKED_CLUSTERS {
+            self.kinds.pop_front();
+        }
+        self.kinds.push_back((self.next_id, kind));
         self.next_id = self.next_id.wrapping_add(1);
         self.clusters_requested += 1;
+        bitrate_bps
+    }
+
+    fn wait_for(&mut self, probed_bps: u64, kind: ProbeKind, now_us: i64) {
+        self.state = State::Waiting {
+            min_to_probe_further: (probed_bps as f64 * FURTHER_PROBE_THRESHOLD) as u64,
+            probed_bps,
+            kind,
+            since_us: now_us,
+        };
     }
 
     /// The next cluster for the pacer.
@@ -261,51 +326,61 @@ impl ProbeController {
         if self.state == State::Init {
             self.start(now_us);
         }
-        self.pending.pop_front()
+        let cluster = self.pending.pop_front()?;
+        self.last_probe_us = now_us;
+        Some(cluster)
     }
 
     fn start(&mut self, now_us: i64) {
         let first = (self.start_bps as f64 * FIRST_PROBE_SCALE) as u64;
         let second = (self.start_bps as f64 * SECOND_PROBE_SCALE) as u64;
-        self.request(first);
+        let mut probed = self.request(first, ProbeKind::Initial);
         if second > first && first < self.max_bps {
-            self.request(second);
+            probed = self.request(second, ProbeKind::Initial);
         }
-        self.state = State::Waiting {
-            min_to_probe_further: (second.min(self.max_bps) as f64 * FURTHER_PROBE_THRESHOLD)
-                as u64,
-            since_us: now_us,
-        };
+        self.wait_for(probed, ProbeKind::Initial, now_us);
     }
 
-    /// A probe result arrived.
-    pub fn on_result(&mut self, result_bps: u64, now_us: i64) {
+    /// A probe result arrived: returns the estimate it supports, if it may be used.
+    pub fn on_result(&mut self, result: ProbeResult, now_us: i64) -> Option<u64> {
+        let kind = self
+            .kinds
+            .iter()
+            .find(|(id, _)| *id == result.cluster_id)
+            .map_or(ProbeKind::Initial, |k| k.1);
+        let usable = kind != ProbeKind::Periodic || !result.saturated;
         if let State::Waiting {
             min_to_probe_further,
+            probed_bps,
+            kind: waiting_kind,
             ..
         } = self.state
         {
-            if result_bps >= min_to_probe_further && result_bps < self.max_bps {
-                let next = (result_bps as f64 * FURTHER_PROBE_SCALE) as u64;
-                self.request(next);
-                self.state = State::Waiting {
-                    min_to_probe_further: (next.min(self.max_bps) as f64 * FURTHER_PROBE_THRESHOLD)
-                        as u64,
-                    since_us: now_us,
-                };
+            let next = ((result.bitrate_bps as f64 * FURTHER_PROBE_SCALE) as u64).min(self.max_bps);
+            if usable && result.bitrate_bps >= min_to_probe_further && next > probed_bps {
+                let probed = self.request(next, waiting_kind);
+                self.wait_for(probed, waiting_kind, now_us);
             } else {
                 self.state = State::Done;
             }
         }
+        usable.then_some(result.bitrate_bps)
     }
 
     /// Follows the estimate: ends timed-out probing, probes after a large drop if the
-    /// sender was application limited, and periodically while it is.
+    /// sender was application limited, periodically while it is, and periodically while
+    /// the queue is stable (`stable`: the delay detector says normal) and either the link
+    /// capacity is unknown or the rate has not decreased since `last_decrease_us` for
+    /// [`PERIODIC_PROBE_QUIET_US`].
+    #[allow(clippy::too_many_arguments)]
     pub fn on_estimate(
         &mut self,
         estimate_bps: u64,
         alr_started_us: Option<i64>,
         alr_ended_us: Option<i64>,
+        stable: bool,
+        capacity_unknown: bool,
+        last_decrease_us: Option<i64>,
         now_us: i64,
     ) {
         if let State::Waiting { since_us, .. } = self.state
@@ -327,7 +402,7 @@ impl ProbeController {
                 self.drop = None;
             } else if recently_alr {
                 self.drop = None;
-                self.request((before as f64 * DROP_PROBE_FRACTION) as u64);
+                self.request((before as f64 * DROP_PROBE_FRACTION) as u64, ProbeKind::Alr);
                 return;
             }
         }
@@ -335,8 +410,20 @@ impl ProbeController {
             let last = self.last_alr_probe_us.unwrap_or(started).max(started);
             if now_us - last >= ALR_PROBE_INTERVAL_US {
                 self.last_alr_probe_us = Some(now_us);
-                self.request((estimate_bps as f64 * ALR_PROBE_SCALE) as u64);
+                self.request(
+                    (estimate_bps as f64 * ALR_PROBE_SCALE) as u64,
+                    ProbeKind::Alr,
+                );
             }
+        } else if stable
+            && estimate_bps < self.max_bps
+            && (capacity_unknown
+                || last_decrease_us.is_none_or(|d| now_us - d >= PERIODIC_PROBE_QUIET_US))
+            && now_us - self.last_probe_us >= PERIODIC_PROBE_INTERVAL_US
+        {
+            let rate = (estimate_bps as f64 * PERIODIC_PROBE_SCALE) as u64;
+            let probed = self.request(rate, ProbeKind::Periodic);
+            self.wait_for(probed, ProbeKind::Periodic, now_us);
         }
     }
 }
@@ -353,10 +440,67 @@ mod tests {
         assert_eq!((a.bitrate_bps, b.bitrate_bps), (900_000, 1_800_000));
         assert_eq!(b.min_bytes, 1_800_000 * 15 / 8000);
         assert!(p.poll(0).is_none());
-        p.on_result(1_700_000, 100_000);
-        assert_eq!(p.poll(100_000).unwrap().bitrate_bps, 2_500_000);
-        p.on_result(1_000_000, 200_000);
+        let result = |cluster_id, bitrate_bps, saturated| ProbeResult {
+            cluster_id,
+            bitrate_bps,
+            saturated,
+        };
+        assert_eq!(
+            p.on_result(result(1, 1_700_000, false), 100_000),
+            Some(1_700_000)
+        );
+        let c = p.poll(100_000).unwrap();
+        assert_eq!(c.bitrate_bps, 2_500_000);
+        // At the maximum: no further probe, whatever the result.
+        p.on_result(result(c.id, 2_400_000, false), 200_000);
         assert!(!p.is_probing());
+        assert_eq!(p.poll(200_000), None);
+    }
+
+    #[test]
+    fn periodic_probes_count_only_unsaturated() {
+        let mut p = ProbeController::new(300_000, 10_000_000);
+        while p.poll(0).is_some() {}
+        p.on_estimate(1_000_000, None, None, true, false, None, 2_000_000);
+        // Timed out waiting for the initial results.
+        p.on_estimate(1_000_000, None, None, true, false, None, 6_000_000);
+        let c = p.poll(6_000_000).unwrap();
+        assert_eq!(c.bitrate_bps, 2_000_000);
+        let saturated = ProbeResult {
+            cluster_id: c.id,
+            bitrate_bps: 1_500_000,
+            saturated: true,
+        };
+        assert_eq!(p.on_result(saturated, 6_100_000), None);
+        assert!(!p.is_probing());
+        // No periodic probe soon after a decrease.
+        p.on_estimate(
+            1_000_000,
+            None,
+            None,
+            true,
+            false,
+            Some(10_000_000),
+            12_000_000,
+        );
+        assert!(p.poll(12_000_000).is_none());
+        p.on_estimate(
+            1_000_000,
+            None,
+            None,
+            true,
+            false,
+            Some(10_000_000),
+            15_000_000,
+        );
+        let c = p.poll(15_000_000).unwrap();
+        let free = ProbeResult {
+            cluster_id: c.id,
+            bitrate_bps: 2_000_000,
+            saturated: false,
+        };
+        assert_eq!(p.on_result(free, 15_100_000), Some(2_000_000));
+        assert_eq!(p.poll(15_100_000).unwrap().bitrate_bps, 4_000_000);
     }
 
     #[test]
@@ -375,7 +519,8 @@ mod tests {
             result = result.or(e.on_packet(7, i * 4_000, 50_000 + i * 8_000, 1000));
         }
         let r = result.unwrap();
-        assert!((900_000..=1_000_000).contains(&r), "{r}");
+        assert!(r.saturated);
+        assert!((900_000..=1_000_000).contains(&r.bitrate_bps), "{r:?}");
         assert_eq!(e.on_packet(7, 30_000, 100_000, 1000), None);
     }
 
