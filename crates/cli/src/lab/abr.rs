@@ -1189,7 +1189,11 @@ fn plot_data(
                     .collect(),
                 delivered_mbps: samples
                     .iter()
-                    .map(|&b| window_rate(&f.bins.delivered_bytes, b, PLOT_SMOOTH_BINS) / 1e6)
+                    .map(|&b| {
+                        ((b + 1) as f64 * bin_s > f.def.start_s).then(|| {
+                            window_rate(&f.bins.delivered_bytes, b, PLOT_SMOOTH_BINS) / 1e6
+                        })
+                    })
                     .collect(),
                 queue_ms: samples
                     .iter()

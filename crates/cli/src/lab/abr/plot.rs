@@ -9,7 +9,7 @@ const WIDTH: f64 = 960.0;
 const PANEL_HEIGHT: f64 = 260.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
-const TOP: f64 = 40.0;
+const TOP: f64 = 60.0;
 const GAP: f64 = 60.0;
 
 /// One flow's series, sampled at the same instants as [`PlotData::times_s`].
@@ -18,8 +18,8 @@ pub struct FlowSeries {
     pub label: String,
     /// Controller target, Mbit/s.
     pub target_mbps: Vec<f64>,
-    /// Delivered rate (smoothed), Mbit/s.
-    pub delivered_mbps: Vec<f64>,
+    /// Delivered rate (smoothed), Mbit/s; `None` before the flow starts.
+    pub delivered_mbps: Vec<Option<f64>>,
     /// Queuing delay of its packets in each sample interval (mean), ms; `None` without
     /// deliveries.
     pub queue_ms: Vec<Option<f64>>,
@@ -142,7 +142,11 @@ pub fn svg(data: &PlotData) -> String {
         .capacity_mbps
         .iter()
         .chain(data.flows.iter().flat_map(|f| f.target_mbps.iter()))
-        .chain(data.flows.iter().flat_map(|f| f.delivered_mbps.iter()))
+        .chain(
+            data.flows
+                .iter()
+                .flat_map(|f| f.delivered_mbps.iter().flatten()),
+        )
         .fold(0.0f64, |a, &b| a.max(b));
     let (rate_top, rate_step) = axis(rate_max * 1.05);
     let delay_max = data
@@ -183,7 +187,6 @@ pub fn svg(data: &PlotData) -> String {
             .iter()
             .map(|&v| (v > 0.0).then_some(v))
             .collect();
-        let delivered: Vec<Option<f64>> = flow.delivered_mbps.iter().map(|&v| Some(v)).collect();
         rates.line(
             &mut svg,
             &data.times_s,
@@ -193,7 +196,7 @@ pub fn svg(data: &PlotData) -> String {
         rates.line(
             &mut svg,
             &data.times_s,
-            &delivered,
+            &flow.delivered_mbps,
             &format!(r#"stroke="{colour}" stroke-width="1.5""#),
         );
     }
@@ -219,10 +222,10 @@ pub fn svg(data: &PlotData) -> String {
         height - 8.0
     );
     // Legend.
-    let mut x = LEFT + 300.0;
+    let mut x = LEFT;
     let _ = writeln!(
         svg,
-        r#"<line x1="{x}" x2="{}" y1="16" y2="16" stroke="black" stroke-width="2"/><text x="{}" y="20" font-size="11">capacity</text>"#,
+        r#"<line x1="{x}" x2="{}" y1="38" y2="38" stroke="black" stroke-width="2"/><text x="{}" y="42" font-size="11">capacity</text>"#,
         x + 20.0,
         x + 24.0
     );
@@ -231,13 +234,17 @@ pub fn svg(data: &PlotData) -> String {
         let colour = COLOURS[i % COLOURS.len()];
         let _ = writeln!(
             svg,
-            r#"<line x1="{x}" x2="{}" y1="16" y2="16" stroke="{colour}" stroke-width="1.5"/><text x="{}" y="20" font-size="11">{} delivered (dashed: target)</text>"#,
+            r#"<line x1="{x}" x2="{}" y1="38" y2="38" stroke="{colour}" stroke-width="1.5"/><text x="{}" y="42" font-size="11">{}</text>"#,
             x + 20.0,
             x + 24.0,
             escape(&flow.label)
         );
-        x += 200.0;
+        x += 140.0;
     }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{x}" y="42" font-size="11">solid: delivered (500 ms mean), dashed: target</text>"#
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -269,7 +276,7 @@ mod tests {
             flows: vec![FlowSeries {
                 label: "flow 1".into(),
                 target_mbps: vec![0.3, 0.5, 0.4],
-                delivered_mbps: vec![0.2, 0.5, 0.4],
+                delivered_mbps: vec![Some(0.2), Some(0.5), Some(0.4)],
                 queue_ms: vec![Some(1.0), None, Some(3.0)],
             }],
         };
