@@ -84,6 +84,10 @@ fn check_sane(report: &Value, svg: &str, seconds: f64) -> Value {
     assert_eq!(number(&changes[1], "at_s"), 30.0);
     assert_eq!(number(&changes[1], "from_kbps"), 2000.0);
     assert_eq!(number(&changes[1], "to_kbps"), 1000.0);
+    for change in changes {
+        let u = number(change, "utilisation_pct");
+        assert!((0.0..=100.5).contains(&u), "{change}");
+    }
     let criteria = report["criteria"].as_array().expect("criteria");
     assert!(
         criteria

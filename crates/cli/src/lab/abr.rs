@@ -524,6 +524,9 @@ pub struct ChangeReport {
     /// For a rise: time until the total delivered rate (1 s window) reached 90% of the new
     /// capacity, ms (`None`: not before the next change).
     pub time_to_90pct_ms: Option<f64>,
+    /// Delivered bits of all flows over the capacity's bits from this change to the next
+    /// (or the end), %.
+    pub utilisation_pct: f64,
 }
 
 /// Figures of one case.
@@ -1111,6 +1114,12 @@ fn report(case: &Case, flows: &[Flow], seconds: f64, bins: usize, wall: Duration
                 to_kbps: to / 1e3,
                 time_under_ms: None,
                 time_to_90pct_ms: None,
+                utilisation_pct: 100.0
+                    * delivered[step_bin.min(end_bin)..end_bin]
+                        .iter()
+                        .sum::<u64>() as f64
+                    * 8.0
+                    / case.capacity_bits(at_s, until_s).max(1.0),
             };
             if to < from {
                 report.time_under_ms = (step_bin..end_bin)
@@ -1340,8 +1349,8 @@ fn print_table(report: &Report) {
                 (_, None, false) => "never 90% of the new capacity before the next change".into(),
             };
             println!(
-                "{:<13}      at {:>5.1} s {:>5.0} -> {:<5.0} kbit/s: {figure}",
-                "", c.at_s, c.from_kbps, c.to_kbps
+                "{:<13}      at {:>5.1} s {:>5.0} -> {:<5.0} kbit/s: utilisation {:>5.1}%, {figure}",
+                "", c.at_s, c.from_kbps, c.to_kbps, c.utilisation_pct
             );
         }
     }
