@@ -1108,6 +1108,107 @@ mod tests {
         assert!(out.len() <= 12, "{}", out.len());
     }
 
+    /// Counts allocations made by the current thread only, so that tests running in
+    /// parallel do not disturb each other's counts.
+    struct Counting;
+
+    thread_local! {
+        static THREAD_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    fn count_allocation() {
+        let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    }
+
+    fn thread_allocations() -> u64 {
+        THREAD_ALLOCATIONS.with(std::cell::Cell::get)
+    }
+
+    // SAFETY: forwards to the system allocator unchanged; only counts calls.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            count_allocation();
+            // SAFETY: the caller's contract for `alloc` is passed on as is.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: the caller's contract for `dealloc` is passed on as is.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(
+            &self,
+            ptr: *mut u8,
+            layout: std::alloc::Layout,
+            new_size: usize,
+        ) -> *mut u8 {
+            count_allocation();
+            // SAFETY: the caller's contract for `realloc` is passed on as is.
+            unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    /// One second of a call through the pacer: audio every 20 ms, a 30 fps video frame of
+    /// 6 packets, a probe every 250 ms, drops when the rate is too low for the queue.
+    fn one_second(pacer: &mut Pacer<u32>, start: Instant, pacing_bps: u64) -> Instant {
+        pacer.set_rates(pacing_bps, pacing_bps / 10);
+        let mut now = start;
+        for t in 0..1000u64 {
+            now = start + ms(t);
+            if t % 20 == 0 {
+                let _ = pacer.enqueue(0, 120, PacketClass::Audio, now);
+            }
+            if t % 33 == 0 {
+                for _ in 0..6 {
+                    let _ = pacer.enqueue(1, 1200, PacketClass::Video, now);
+                }
+            }
+            if t % 250 == 0 {
+                pacer.start_probe(ProbeCluster {
+                    id: t as u32,
+                    bitrate_bps: pacing_bps * 2,
+                    min_packets: 5,
+                    min_bytes: 4000,
+                });
+            }
+            while !matches!(pacer.poll(now), PacerOutput::Timeout(_) | PacerOutput::Idle) {}
+        }
+        now
+    }
+
+    #[test]
+    fn steady_state_enqueue_and_poll_do_not_allocate() {
+        let mut pacer = Pacer::new(PacerConfig {
+            max_queue_packets: 64,
+            ..PacerConfig::default()
+        })
+        .expect("valid");
+        // Warm-up: the same rates once (below and above the offered load), so every
+        // class's queue and the drop list grow to their working size.
+        let rates = [500_000, 3_000_000, 200_000, 1_000_000];
+        let mut now = Instant::now();
+        for rate in rates {
+            now = one_second(&mut pacer, now, rate);
+        }
+        let before = thread_allocations();
+        for _ in 0..3 {
+            for rate in rates {
+                now = one_second(&mut pacer, now, rate);
+            }
+        }
+        let allocations = thread_allocations() - before;
+        assert!(
+            pacer.counters().dropped_full.video > 0,
+            "the queue limit was reached"
+        );
+        assert!(pacer.counters().probes_completed > 0);
+        assert_eq!(allocations, 0);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Enqueue { size: usize, class: u8 },
