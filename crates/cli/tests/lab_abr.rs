@@ -35,9 +35,24 @@ fn lab(name: &str, controller: &str, seconds: &str) -> (Value, String) {
         arg(&json),
         "--out",
         arg(&out),
+        "--csv",
     ]);
     let report = read_json(&json);
     let svg = std::fs::read_to_string(out.join("step-half.svg")).expect("plot written");
+    // The timeline: a header and one row per 50 ms.
+    let csv = std::fs::read_to_string(out.join("step-half.csv")).expect("timeline written");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].starts_with("t_s,capacity_kbps,f1_target_kbps"),
+        "{}",
+        rows[0]
+    );
+    let seconds: f64 = seconds.parse().expect("seconds");
+    assert_eq!(rows.len() - 1, (seconds * 20.0) as usize);
+    assert!(
+        rows.iter()
+            .all(|r| r.split(',').count() == rows[0].split(',').count())
+    );
     let _ = std::fs::remove_dir_all(&dir);
     (report, svg)
 }

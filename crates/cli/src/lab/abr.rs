@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 use tincan_abr::allocation::{Allocation, AllocationConfig, Allocator, AudioDemand};
 use tincan_abr::pacer::{Pacer, PacerConfig, PacerOutput};
 use tincan_abr::{
-    ControllerConfig, FeedbackConfig, FeedbackGenerator, PacketClass, ProbeCluster,
-    SendSideController, SentPacket,
+    BandwidthUsage, ControllerConfig, ControllerStats, FeedbackConfig, FeedbackGenerator,
+    PacketClass, ProbeCluster, SendSideController, SentPacket,
 };
 use tincan_netsim::{CapacityStep, Link, LinkConfig, Poll};
 use tincan_rtp::rtcp::{RtcpCompound, RtcpPacket};
@@ -115,6 +115,10 @@ pub struct AbrArgs {
     /// Write no plots.
     #[arg(long)]
     no_plots: bool,
+    /// Also write a per-case timeline `<case>.csv` into the `--out` directory: every 50 ms,
+    /// the capacity and per flow the rates, queuing delay and the controller's state.
+    #[arg(long)]
+    csv: bool,
     /// Exit with a failure status when a must-show criterion fails.
     #[arg(long)]
     check: bool,
@@ -415,6 +419,8 @@ struct Bins {
     target_bps: Vec<u64>,
     queue_sum_ms: Vec<f64>,
     queue_count: Vec<u32>,
+    /// The controller's state at each bin's end (GCC only).
+    stats: Vec<Option<ControllerStats>>,
 }
 
 impl Bins {
@@ -425,6 +431,7 @@ impl Bins {
             target_bps: vec![0; n],
             queue_sum_ms: vec![0.0; n],
             queue_count: vec![0; n],
+            stats: vec![None; n],
         }
     }
 }
@@ -503,6 +510,10 @@ pub struct FlowReport {
     pub fairness_window_kbps: Option<f64>,
     /// Probe clusters the pacer sent.
     pub probes: u64,
+    /// Probe clusters the pacer cut short (not sent in full within its time limit).
+    pub probes_truncated: u64,
+    /// Bytes sent in probe clusters (media and padding), kB.
+    pub probe_kbytes: f64,
     /// Transport-cc feedback packets the sender received.
     pub feedbacks: u64,
     /// Feedback packets that did not parse or the controller refused (expected 0).
@@ -636,13 +647,13 @@ fn audio_demand() -> AudioDemand {
     }
 }
 
-/// Runs one case.
+/// Runs one case: its report, its plot and its timeline (CSV).
 fn simulate(
     case: &Case,
     kind: ControlKind,
     seed: u64,
     seconds: f64,
-) -> Result<(CaseReport, plot::PlotData), LabError> {
+) -> Result<(CaseReport, plot::PlotData, String), LabError> {
     let started = std::time::Instant::now();
     let t0 = Instant::now();
     let at = |s: f64| t0 + Duration::from_secs_f64(s.max(0.0));
@@ -961,6 +972,9 @@ fn simulate(
                     (flow.bins.target_bps.get_mut(b), &flow.control)
                 {
                     *slot = control.target();
+                    if let (Control::Gcc(c), Some(stats)) = (control, flow.bins.stats.get_mut(b)) {
+                        *stats = Some(c.stats());
+                    }
                 }
             }
             next_bin += BIN;
@@ -1003,7 +1017,8 @@ fn simulate(
     }
     let report = report(case, &flows, seconds, bins, started.elapsed());
     let data = plot_data(case, &flows, seconds, bins, kind);
-    Ok((report, data))
+    let csv = timeline_csv(case, &flows, bins);
+    Ok((report, data, csv))
 }
 
 /// Rate over `count` bins ending at bin `last` (clipped at 0), bit/s.
@@ -1084,6 +1099,8 @@ fn report(case: &Case, flows: &[Flow], seconds: f64, bins: usize, wall: Duration
                 ),
                 fairness_window_kbps: window_kbps(f),
                 probes: f.pacer.counters().probes_started,
+                probes_truncated: f.pacer.counters().probes_truncated,
+                probe_kbytes: f.pacer.counters().probe_bytes as f64 / 1e3,
                 feedbacks: f.feedbacks,
                 feedback_errors: f.feedback_errors,
             }
@@ -1220,6 +1237,69 @@ fn plot_data(
             .filter(|t| *t <= seconds + bin_s)
             .collect(),
     }
+}
+
+/// The per-bin timeline of a case as CSV.
+fn timeline_csv(case: &Case, flows: &[Flow], bins: usize) -> String {
+    use std::fmt::Write as _;
+    let bin_s = secs(BIN);
+    let mut csv = String::from("t_s,capacity_kbps");
+    for i in 1..=flows.len() {
+        let _ = write!(
+            csv,
+            ",f{i}_target_kbps,f{i}_sent_kbps,f{i}_delivered_kbps,f{i}_queue_ms,f{i}_delay_based_kbps,f{i}_acknowledged_kbps,f{i}_usage,f{i}_in_alr,f{i}_probing,f{i}_trend_ms,f{i}_threshold_ms,f{i}_loss_fraction"
+        );
+    }
+    csv.push('\n');
+    for b in 0..bins {
+        let _ = write!(
+            csv,
+            "{:.2},{:.0}",
+            (b + 1) as f64 * bin_s,
+            case.capacity_at(b as f64 * bin_s) / 1e3
+        );
+        for f in flows {
+            let rate = |bytes: u64| bytes as f64 * 8.0 / bin_s / 1e3;
+            let count = f.bins.queue_count[b];
+            let queue = if count > 0 {
+                format!("{:.1}", f.bins.queue_sum_ms[b] / f64::from(count))
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                csv,
+                ",{:.0},{:.0},{:.0},{queue}",
+                f.bins.target_bps[b] as f64 / 1e3,
+                rate(f.bins.sent_bytes[b]),
+                rate(f.bins.delivered_bytes[b]),
+            );
+            match f.bins.stats[b] {
+                Some(st) => {
+                    let usage = match st.usage {
+                        BandwidthUsage::Normal => "normal",
+                        BandwidthUsage::Overusing => "over",
+                        BandwidthUsage::Underusing => "under",
+                    };
+                    let _ = write!(
+                        csv,
+                        ",{:.0},{},{usage},{},{},{:.2},{:.2},{:.4}",
+                        st.delay_based_bps as f64 / 1e3,
+                        st.acknowledged_bps
+                            .map(|a| format!("{:.0}", a as f64 / 1e3))
+                            .unwrap_or_default(),
+                        u8::from(st.in_alr),
+                        u8::from(st.probing),
+                        st.trend_ms,
+                        st.threshold_ms,
+                        st.loss_fraction
+                    );
+                }
+                None => csv.push_str(",,,,,,,,"),
+            }
+        }
+        csv.push('\n');
+    }
+    csv
 }
 
 /// The must-show criteria of one case.
@@ -1419,15 +1499,18 @@ pub fn run(args: &AbrArgs) -> Result<(), LabError> {
     results.sort_by_key(|r| r.0);
     let mut cases_out = Vec::new();
     let mut all_criteria = Vec::new();
-    if !args.no_plots {
+    if !args.no_plots || args.csv {
         std::fs::create_dir_all(&args.out)?;
     }
     for (i, result) in results {
-        let (mut report, data) = result?;
+        let (mut report, data, csv) = result?;
         if !args.no_plots {
             let path = args.out.join(format!("{}.svg", report.case));
             std::fs::write(&path, plot::svg(&data))?;
             report.plot = Some(path.display().to_string());
+        }
+        if args.csv {
+            std::fs::write(args.out.join(format!("{}.csv", report.case)), csv)?;
         }
         all_criteria.extend(criteria(&chosen[i], &report));
         cases_out.push(report);
@@ -1504,7 +1587,7 @@ mod tests {
             flows: vec![FlowDef::at(0.0)],
             fairness_s: None,
         };
-        let (report, _) = simulate(&case, ControlKind::Fixed(1_000_000), 1, 10.0).expect("runs");
+        let (report, _, _) = simulate(&case, ControlKind::Fixed(1_000_000), 1, 10.0).expect("runs");
         let flow = &report.flows[0];
         assert_eq!(flow.loss_pct, 0.0);
         // Media follows the allocation: about 1 Mbit/s, keyframes and ±20% frames aside.
@@ -1525,7 +1608,7 @@ mod tests {
             flows: vec![FlowDef::at(0.0)],
             fairness_s: None,
         };
-        let (report, _) = simulate(&case, ControlKind::Fixed(1_000_000), 1, 10.0).expect("runs");
+        let (report, _, _) = simulate(&case, ControlKind::Fixed(1_000_000), 1, 10.0).expect("runs");
         assert!(report.utilisation_pct > 95.0, "{report:?}");
         assert!(report.loss_pct > 30.0, "{report:?}");
         assert!(report.queue_delay_p95_ms > 250.0, "{report:?}");
