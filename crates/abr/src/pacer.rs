@@ -1093,6 +1093,35 @@ mod tests {
     }
 
     #[test]
+    fn poll_timeout_names_the_next_departure_without_polling() {
+        let t0 = Instant::now();
+        let mut pacer = pacer(800_000);
+        assert_eq!(pacer.poll_timeout(t0), None);
+        pacer
+            .enqueue(1, 1000, PacketClass::Video, t0)
+            .expect("room");
+        pacer
+            .enqueue(2, 1000, PacketClass::Video, t0)
+            .expect("room");
+        assert_eq!(pacer.poll_timeout(t0), Some(t0));
+        assert!(matches!(
+            pacer.poll(t0),
+            PacerOutput::Send { packet: 1, .. }
+        ));
+        // 1000 bytes at 800 kbit/s: the next one 10 ms later, as poll says too.
+        assert_eq!(pacer.poll_timeout(t0), Some(t0 + ms(10)));
+        assert_eq!(pacer.poll(t0), PacerOutput::Timeout(t0 + ms(10)));
+        assert_eq!(pacer.queue_delay(t0 + ms(4)), ms(4));
+        assert_eq!(pacer.expected_drain_time(), ms(10));
+        assert!(matches!(
+            pacer.poll(t0 + ms(10)),
+            PacerOutput::Send { packet: 2, .. }
+        ));
+        assert_eq!(pacer.poll_timeout(t0 + ms(10)), None);
+        assert_eq!(pacer.poll(t0 + ms(10)), PacerOutput::Idle);
+    }
+
+    #[test]
     fn an_endless_probe_is_cut_short() {
         let t0 = Instant::now();
         let mut pacer = pacer(300_000);
