@@ -55,8 +55,9 @@ const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 const AUDIO_PAYLOAD_BYTES: usize = 80;
 /// A keyframe is this many times an average frame.
 const KEYFRAME_FACTOR: f64 = 3.0;
-/// Per-frame size variation of the encoder model: sizes are uniform in ±this around the
-/// frame budget (seeded), as a real encoder over- and undershoots frame by frame.
+/// Default per-frame size variation of the encoder model (`--frame-variation`): sizes are
+/// uniform in ±this around the frame budget (seeded), as a real encoder over- and
+/// undershoots frame by frame.
 const FRAME_SIZE_VARIATION: f64 = 0.2;
 /// Video rate cap given to the allocation (and the controller's ceiling above audio):
 /// 3 Mbit/s, so a flow alone can fill the cellular trace's peaks.
@@ -102,6 +103,10 @@ pub struct AbrArgs {
     /// Seed of the network, the media model and the cellular trace.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Per-frame size variation of the video model: each frame is its budget times a
+    /// seeded uniform factor in [1 - F, 1 + F] (0 to 0.9; 0 = frames exactly on budget).
+    #[arg(long, default_value_t = FRAME_SIZE_VARIATION)]
+    frame_variation: f64,
     /// Cut every case at this many seconds (for quick runs; criteria about what comes
     /// later are then not judged).
     #[arg(long)]
@@ -599,6 +604,8 @@ pub struct Report {
     pub seed: u64,
     /// The network every case shares.
     pub network: String,
+    /// Per-frame size variation of the video model (± share of the frame budget).
+    pub frame_variation: f64,
     /// Every case run.
     pub cases: Vec<CaseReport>,
     /// The must-show criteria of the cases run.
@@ -653,6 +660,7 @@ fn simulate(
     kind: ControlKind,
     seed: u64,
     seconds: f64,
+    frame_variation: f64,
 ) -> Result<(CaseReport, plot::PlotData, String), LabError> {
     let started = std::time::Instant::now();
     let t0 = Instant::now();
@@ -862,7 +870,7 @@ fn simulate(
                             flow.last_height = rung.height;
                         }
                         let budget = allocation.video_bps as f64 / 8.0 / f64::from(rung.fps);
-                        let variation = 1.0 + FRAME_SIZE_VARIATION * (2.0 * flow.rng.unit() - 1.0);
+                        let variation = 1.0 + frame_variation * (2.0 * flow.rng.unit() - 1.0);
                         let factor = if flow.keyframe_due {
                             KEYFRAME_FACTOR
                         } else {
@@ -1363,8 +1371,11 @@ fn criteria(case: &Case, report: &CaseReport) -> Vec<Criterion> {
 
 fn print_table(report: &Report) {
     println!(
-        "tincan lab abr: controller {}, seed {}; {}",
-        report.controller, report.seed, report.network
+        "tincan lab abr: controller {}, seed {}, frame sizes ±{:.0}%; {}",
+        report.controller,
+        report.seed,
+        report.frame_variation * 100.0,
+        report.network
     );
     println!();
     println!(
@@ -1455,6 +1466,13 @@ fn print_table(report: &Report) {
 /// `--check`) a must-show criterion that failed.
 pub fn run(args: &AbrArgs) -> Result<(), LabError> {
     let kind = ControlKind::parse(&args.controller)?;
+    if !(0.0..=0.9).contains(&args.frame_variation) {
+        return Err(format!(
+            "--frame-variation {}: expected 0 to 0.9",
+            args.frame_variation
+        )
+        .into());
+    }
     if let Some(s) = args.seconds {
         if !(1.0..=3600.0).contains(&s) {
             return Err(format!("--seconds {s}: expected 1 to 3600").into());
@@ -1486,7 +1504,7 @@ pub fn run(args: &AbrArgs) -> Result<(), LabError> {
                     let seconds = args
                         .seconds
                         .map_or(case.duration_s, |s| s.min(case.duration_s));
-                    let result = simulate(case, kind, args.seed, seconds);
+                    let result = simulate(case, kind, args.seed, seconds, args.frame_variation);
                     results
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -1519,6 +1537,7 @@ pub fn run(args: &AbrArgs) -> Result<(), LabError> {
     let report = Report {
         controller: kind.name(),
         seed: args.seed,
+        frame_variation: args.frame_variation,
         network: format!(
             "shared bottleneck, drop-tail queue {QUEUE_LIMIT_MS} ms; {DEFAULT_ONE_WAY_MS} ms one way unless the case says; feedback on an unconstrained return path"
         ),
@@ -1587,7 +1606,14 @@ mod tests {
             flows: vec![FlowDef::at(0.0)],
             fairness_s: None,
         };
-        let (report, _, _) = simulate(&case, ControlKind::Fixed(1_000_000), 1, 10.0).expect("runs");
+        let (report, _, _) = simulate(
+            &case,
+            ControlKind::Fixed(1_000_000),
+            1,
+            10.0,
+            FRAME_SIZE_VARIATION,
+        )
+        .expect("runs");
         let flow = &report.flows[0];
         assert_eq!(flow.loss_pct, 0.0);
         // Media follows the allocation: about 1 Mbit/s, keyframes and ±20% frames aside.
@@ -1608,7 +1634,14 @@ mod tests {
             flows: vec![FlowDef::at(0.0)],
             fairness_s: None,
         };
-        let (report, _, _) = simulate(&case, ControlKind::Fixed(1_000_000), 1, 10.0).expect("runs");
+        let (report, _, _) = simulate(
+            &case,
+            ControlKind::Fixed(1_000_000),
+            1,
+            10.0,
+            FRAME_SIZE_VARIATION,
+        )
+        .expect("runs");
         assert!(report.utilisation_pct > 95.0, "{report:?}");
         assert!(report.loss_pct > 30.0, "{report:?}");
         assert!(report.queue_delay_p95_ms > 250.0, "{report:?}");
