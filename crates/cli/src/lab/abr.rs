@@ -1625,6 +1625,44 @@ mod tests {
     }
 
     #[test]
+    fn flows_share_one_bottleneck_queue() {
+        // Two 1 Mbit/s senders on 1.5 Mbit/s, different RTTs: the one FIFO serves both, so
+        // together they get the capacity, each about half, and both see the same queue.
+        let case = Case {
+            name: "test",
+            description: String::new(),
+            duration_s: 20.0,
+            capacity: vec![(0.0, 1.5e6)],
+            flows: vec![
+                FlowDef::at(0.0),
+                FlowDef {
+                    one_way_ms: 150.0,
+                    ..FlowDef::at(0.0)
+                },
+            ],
+            fairness_s: Some((10.0, 20.0)),
+        };
+        let (report, _, _) = simulate(
+            &case,
+            ControlKind::Fixed(1_000_000),
+            1,
+            20.0,
+            FRAME_SIZE_VARIATION,
+        )
+        .expect("runs");
+        assert!(report.utilisation_pct > 97.0, "{report:?}");
+        assert!((20.0..=30.0).contains(&report.loss_pct), "{report:?}");
+        let (a, b) = (&report.flows[0], &report.flows[1]);
+        assert!(
+            (a.delivered_kbps - b.delivered_kbps).abs() < 60.0,
+            "{report:?}"
+        );
+        assert!(report.jain.expect("two flows") > 0.99);
+        assert!((a.queue_delay_mean_ms - b.queue_delay_mean_ms).abs() < 10.0);
+        assert!(a.queue_delay_mean_ms > 200.0, "a full 300 ms queue");
+    }
+
+    #[test]
     fn a_fixed_rate_over_capacity_fills_the_queue_and_loses() {
         let case = Case {
             name: "test",
