@@ -362,8 +362,6 @@ struct WirePacket {
     flow: usize,
     transport_seq: u16,
     sent_at: Instant,
-    /// Its wait at the bottleneck before serialisation, set when it leaves it.
-    queue_delay: Duration,
 }
 
 /// A packet in a pacer: when it was queued.
@@ -464,9 +462,7 @@ struct Flow {
     bins: Bins,
     // Counters.
     sent_packets: u64,
-    sent_bytes: u64,
     delivered_packets: u64,
-    delivered_bytes: u64,
     queue_delays_ms: Vec<f64>,
     pacer_delays_ms: Vec<f64>,
     frames: u64,
@@ -724,9 +720,7 @@ fn simulate(
             back,
             bins: Bins::new(bins),
             sent_packets: 0,
-            sent_bytes: 0,
             delivered_packets: 0,
-            delivered_bytes: 0,
             queue_delays_ms: Vec::new(),
             pacer_delays_ms: Vec::new(),
             frames: 0,
@@ -744,14 +738,12 @@ fn simulate(
         let media_on = now < end;
         // 1. The bottleneck: its queue delay, then on to the flow's propagation link.
         while let Poll::Deliver(d) = bottleneck.poll(now) {
-            let mut packet = d.packet;
+            let packet = d.packet;
             let capacity = case.capacity_at(secs(d.delivered_at - t0));
             let serialisation = d.size_bytes as f64 * 8.0 / capacity;
             let wait = (secs(d.delay()) - serialisation).max(0.0);
-            packet.queue_delay = Duration::from_secs_f64(wait);
             let flow = &mut flows[packet.flow];
             flow.delivered_packets += 1;
-            flow.delivered_bytes += d.size_bytes as u64;
             if let Some(bin) = flow.bins.delivered_bytes.get_mut(bin_of(d.delivered_at)) {
                 *bin += d.size_bytes as u64;
             }
@@ -956,7 +948,6 @@ fn simulate(
                     });
                 }
                 flow.sent_packets += 1;
-                flow.sent_bytes += size as u64;
                 if let Some(bin) = flow.bins.sent_bytes.get_mut(bin_of(now)) {
                     *bin += size as u64;
                 }
@@ -965,7 +956,6 @@ fn simulate(
                         flow: index,
                         transport_seq,
                         sent_at: now,
-                        queue_delay: Duration::ZERO,
                     },
                     size,
                     now,
