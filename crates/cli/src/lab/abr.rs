@@ -34,7 +34,7 @@ use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tincan_abr::allocation::{Allocation, AllocationConfig, Allocator, AudioDemand};
+use tincan_abr::allocation::{Allocation, AllocationConfig, Allocator, AudioDemand, VideoRung};
 use tincan_abr::pacer::{Pacer, PacerConfig, PacerOutput};
 use tincan_abr::{
     BandwidthUsage, ControllerConfig, ControllerStats, FeedbackConfig, FeedbackGenerator,
@@ -424,6 +424,8 @@ struct Bins {
     queue_count: Vec<u32>,
     /// The controller's state at each bin's end (GCC only).
     stats: Vec<Option<ControllerStats>>,
+    /// The video rung at each bin's end (`None`: paused or not started).
+    rung: Vec<Option<VideoRung>>,
 }
 
 impl Bins {
@@ -435,6 +437,7 @@ impl Bins {
             queue_sum_ms: vec![0.0; n],
             queue_count: vec![0; n],
             stats: vec![None; n],
+            rung: vec![None; n],
         }
     }
 }
@@ -970,6 +973,7 @@ fn simulate(
                     (flow.bins.target_bps.get_mut(b), &flow.control)
                 {
                     *slot = control.target();
+                    flow.bins.rung[b] = flow.allocator.rung();
                     if let (Control::Gcc(c), Some(stats)) = (control, flow.bins.stats.get_mut(b)) {
                         *stats = Some(c.stats());
                     }
@@ -1245,7 +1249,7 @@ fn timeline_csv(case: &Case, flows: &[Flow], bins: usize) -> String {
     for i in 1..=flows.len() {
         let _ = write!(
             csv,
-            ",f{i}_target_kbps,f{i}_sent_kbps,f{i}_delivered_kbps,f{i}_queue_ms,f{i}_delay_based_kbps,f{i}_acknowledged_kbps,f{i}_usage,f{i}_in_alr,f{i}_probing,f{i}_trend_ms,f{i}_threshold_ms,f{i}_loss_fraction"
+            ",f{i}_target_kbps,f{i}_sent_kbps,f{i}_delivered_kbps,f{i}_queue_ms,f{i}_delay_based_kbps,f{i}_acknowledged_kbps,f{i}_usage,f{i}_in_alr,f{i}_probing,f{i}_trend_ms,f{i}_threshold_ms,f{i}_loss_fraction,f{i}_rung"
         );
     }
     csv.push('\n');
@@ -1293,6 +1297,12 @@ fn timeline_csv(case: &Case, flows: &[Flow], bins: usize) -> String {
                     );
                 }
                 None => csv.push_str(",,,,,,,,"),
+            }
+            match f.bins.rung[b] {
+                Some(r) => {
+                    let _ = write!(csv, ",{}x{}@{}", r.width, r.height, r.fps);
+                }
+                None => csv.push(','),
             }
         }
         csv.push('\n');
