@@ -8,12 +8,12 @@ use tincan_rtp::rtcp::REFERENCE_TIME_UNIT_US;
 use tincan_rtp::rtcp::TwccFeedback;
 
 use crate::AbrError;
-use crate::acknowledged::{AcknowledgedBitrate, RecentRate};
+use crate::acknowledged::{AcknowledgedBitrate, RECENT_DROP_RATIO, RecentRate};
 use crate::aimd::AimdRateControl;
 use crate::alr::AlrDetector;
-use crate::delay::{BandwidthUsage, DelayDetector};
+use crate::delay::{BandwidthUsage, BaseDelay, DelayDetector};
 use crate::loss::LossController;
-use crate::probe::{ProbeController, ProbeEstimator};
+use crate::probe::{ProbeController, ProbeEstimator, SATURATED_PERIODIC_TRUST};
 use crate::types::{PacketClass, ProbeCluster, SentPacket};
 
 /// Packets remembered for matching feedback (a power of two). At 1200-byte packets and
@@ -176,6 +176,7 @@ pub struct SendSideController {
     loss: LossController,
     acked: AcknowledgedBitrate,
     recent: RecentRate,
+    base_delay: BaseDelay,
     alr: AlrDetector,
     probes: ProbeController,
     probe_estimator: ProbeEstimator,
@@ -230,6 +231,7 @@ impl SendSideController {
             loss: LossController::new(),
             acked: AcknowledgedBitrate::new(),
             recent: RecentRate::new(),
+            base_delay: BaseDelay::new(),
             alr: AlrDetector::new(config.start_bps),
             probes: ProbeController::new(config.start_bps, config.max_bps),
             probe_estimator: ProbeEstimator::new(),
@@ -354,6 +356,7 @@ impl SendSideController {
         self.scratch.clear();
         let (mut lost, mut received) = (0u64, 0u64);
         let mut latest_send: Option<i64> = None;
+        let last_decrease = self.aimd.last_decrease_us();
         for (index, (_, arrival)) in feedback.packets().enumerate() {
             let ext = base_ext + index as i64;
             let slot = (ext as usize) & (SEND_HISTORY_LEN - 1);
@@ -361,17 +364,22 @@ impl SendSideController {
                 self.stats.unknown_reports += 1;
                 continue;
             };
+            // Losses of packets sent before the last delay-based decrease are not counted:
+            // that decrease already answered the congestion that dropped them.
+            let counts = last_decrease.is_none_or(|d| entry.send_us >= d);
             match (arrival, entry.report) {
                 (None, Report::None) => {
                     entry.report = Report::Lost;
-                    lost += 1;
+                    if counts {
+                        lost += 1;
+                    }
                 }
                 (None, _) => {}
                 (Some(_), Report::Received) => self.stats.duplicate_reports += 1,
                 (Some(arrival), previous) => {
-                    if previous == Report::Lost {
+                    if previous == Report::Lost && counts {
                         self.loss.on_recovered();
-                    } else {
+                    } else if counts {
                         received += 1;
                     }
                     entry.report = Report::Received;
@@ -410,6 +418,7 @@ impl SendSideController {
         for a in &self.scratch {
             self.acked.update(a.arrival_us, a.size as usize, in_alr);
             self.recent.update(a.arrival_us, a.size);
+            self.base_delay.update(a.send_us, a.arrival_us);
             self.delay
                 .on_packet(a.send_us, a.arrival_us, a.size as usize);
             if let Some(id) = a.probe_cluster
@@ -429,17 +438,28 @@ impl SendSideController {
         {
             // See RecentRate: while the queue grows, the rate it drains at, without the
             // acknowledged estimator's lag in either direction.
-            acked = Some(recent);
+            acked = Some(match acked {
+                Some(a) if recent as f64 >= RECENT_DROP_RATIO * a as f64 => a.max(recent),
+                _ => recent,
+            });
         }
         for result in probe_results.into_iter().flatten() {
-            if let Some(bps) = self.probes.on_result(result, now_us)
+            if let Some((bps, partial)) = self.probes.on_result(result, now_us)
                 && usage != BandwidthUsage::Overusing
                 && bps > self.aimd.estimate_bps()
             {
+                let estimate = self.aimd.estimate_bps() as f64;
+                let bps = if partial {
+                    (estimate + (bps as f64 - estimate) * SATURATED_PERIODIC_TRUST) as u64
+                } else {
+                    bps
+                };
                 self.aimd.set_estimate(bps, now_us);
             }
         }
         if !self.scratch.is_empty() {
+            self.aimd
+                .set_queue_delay(self.base_delay.queue_delay_us().unwrap_or(0));
             self.aimd.update(usage, acked, now_us);
         }
         self.loss.update(

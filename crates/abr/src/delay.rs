@@ -348,6 +348,55 @@ impl DelayDetector {
     }
 }
 
+/// Length of one bucket of the base-delay tracker, µs.
+pub const BASE_DELAY_BUCKET_US: i64 = 1_000_000;
+/// Buckets the base delay is the minimum over (10 s): long enough to include a moment with
+/// an empty queue, short enough to follow a route change.
+pub const BASE_DELAY_BUCKETS: usize = 10;
+
+/// The smallest one-way delay (arrival minus send time, on two unsynchronised clocks, so
+/// only differences mean anything) over the last [`BASE_DELAY_BUCKETS`] seconds: the
+/// delay with an empty queue. The current delay minus it estimates the queuing delay.
+#[derive(Debug, Clone, Default)]
+pub struct BaseDelay {
+    /// (bucket start, minimum in it), oldest first.
+    buckets: VecDeque<(i64, i64)>,
+    latest: Option<i64>,
+}
+
+impl BaseDelay {
+    /// A tracker with no samples.
+    pub fn new() -> Self {
+        Self {
+            buckets: VecDeque::with_capacity(BASE_DELAY_BUCKETS + 1),
+            latest: None,
+        }
+    }
+
+    /// Adds a packet (in arrival order).
+    pub fn update(&mut self, send_us: i64, arrival_us: i64) {
+        let delay = arrival_us.saturating_sub(send_us);
+        self.latest = Some(delay);
+        match self.buckets.back_mut() {
+            Some((start, min)) if arrival_us - *start < BASE_DELAY_BUCKET_US => {
+                *min = (*min).min(delay);
+            }
+            _ => {
+                self.buckets.push_back((arrival_us, delay));
+                if self.buckets.len() > BASE_DELAY_BUCKETS {
+                    self.buckets.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The latest packet's delay above the base, µs.
+    pub fn queue_delay_us(&self) -> Option<i64> {
+        let base = self.buckets.iter().map(|b| b.1).min()?;
+        Some(self.latest?.saturating_sub(base).max(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +457,23 @@ mod tests {
         ia.add(10_000, 10_000, 100);
         assert_eq!(ia.add(0, 11_000, 100), None);
         assert_eq!(ia.reordered, 1);
+    }
+
+    #[test]
+    fn base_delay_measures_the_queue() {
+        let mut b = BaseDelay::new();
+        assert_eq!(b.queue_delay_us(), None);
+        for i in 0..100 {
+            b.update(i * 10_000, i * 10_000 + 1_000_000 + (i % 3) * 1_000);
+        }
+        b.update(1_000_000, 2_150_000);
+        assert_eq!(b.queue_delay_us(), Some(150_000));
+        // Ten seconds later, the old minimum is forgotten.
+        for i in 0..1200 {
+            let t = 2_000_000 + i * 10_000;
+            b.update(t, t + 1_100_000);
+        }
+        assert_eq!(b.queue_delay_us(), Some(0));
     }
 
     #[test]

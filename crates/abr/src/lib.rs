@@ -68,17 +68,31 @@
 //! # Where it follows GCC and where it differs
 //!
 //! The design follows libwebrtc's goog_cc; the constants keep GCC's values and say so where
-//! they are defined. Differences, and why:
+//! they are defined. Differences, and why (measured on `tincan lab abr` and
+//! `tests/netsim.rs`; `docs/ABR.md` has the figures):
 //!
-//! - **Loss-based control** is GCC's classic one (2%/10% thresholds, cut by half the loss
-//!   fraction) kept as a cap that exists only after heavy loss ([`loss`]); GCC's newer
-//!   loss-based v2 (a likelihood model over candidate rates) is not implemented.
-//! - **No congestion window** (GCC's optional outstanding-data pushback): the delay detector
-//!   and the 300 ms queues of the RMCAT cases do not need it.
-//! - **Feedback timeout**: without feedback for 1 s while sending, the target is cut to 80%
-//!   per second, where GCC acts after about three feedback intervals.
+//! - **Decrease from the queue's drain rate**: on overuse the cut applies to the receive
+//!   rate over the last 125 ms ([`acknowledged::RecentRate`]) when it shows a sharp drop
+//!   (below 70% of the acknowledged estimate), else to the higher of the two, where GCC
+//!   uses the smoothed acknowledged estimate, which lags a sudden capacity drop while the
+//!   queue overflows and lags below the rate right after a probe raised it.
+//! - **Decrease factor** [`aimd::BETA`] = 0.9 (GCC 0.85) minus the measured queuing delay
+//!   over 4 s ([`aimd::QUEUE_DRAIN_TIME_US`]), so ordinary cuts keep more of the rate and
+//!   a 300 ms queue left by a capacity drop drains in under 2 s.
+//! - **Periodic probes while not application limited** ([`probe::ProbeKind::Periodic`]):
+//!   when the link capacity estimate is unknown or no decrease came for 5 s, at most every
+//!   5 s, 40 ms at 2× the estimate; an unsaturated result counts fully, a saturated one
+//!   only half way (on a shared link it measures the burst's share, not free capacity).
+//!   GCC probes periodically only while application limited.
 //! - **Probe results only raise** the delay-based estimate; GCC also lets a low result lower
 //!   it, which a single lossy probe can do wrongly while overuse already handles decreases.
+//! - **Loss-based control** is GCC's classic one (2%/10% thresholds, cut by half the loss
+//!   fraction) kept as a cap that exists only after heavy loss ([`loss`]), and losses of
+//!   packets sent before the last delay-based decrease do not count (that decrease already
+//!   answered the congestion that dropped them). GCC's loss-based v2 is not implemented.
+//! - **No congestion window** (GCC's optional outstanding-data pushback).
+//! - **Feedback timeout**: without feedback for 1 s while sending, the target is cut to 80%
+//!   per second, where GCC acts after about three feedback intervals.
 //! - **RTT** comes from RTCP when given ([`SendSideController::on_rtt`]), else from the
 //!   feedback (send time of the newest reported packet to the feedback's arrival, smoothed),
 //!   which includes up to one feedback interval.

@@ -60,8 +60,21 @@ pub const PERIODIC_PROBE_INTERVAL_US: i64 = 5_000_000;
 /// sawtooth decreases every few seconds and keeps a capacity estimate, and a probe there
 /// would only add a queue bump (and an early decrease).
 pub const PERIODIC_PROBE_QUIET_US: i64 = 5_000_000;
+/// A periodic probe lasts this long (GCC has no such probe; its probes last 15 ms). Other
+/// flows send in bursts (a frame at a time, 33 ms apart at 30 fps); a 15 ms burst can slip
+/// through a shared bottleneck between theirs and look unsaturated, so the periodic probe
+/// spans more than a frame interval.
+pub const PERIODIC_PROBE_DURATION_US: i64 = 40_000;
+/// Fewest packets of a periodic probe.
+pub const PERIODIC_PROBE_PACKETS: u32 = 10;
 /// Scale of a periodic probe over the estimate.
 pub const PERIODIC_PROBE_SCALE: f64 = 2.0;
+/// Share of the way from the estimate to a saturated periodic probe's result that the
+/// estimate moves. 0 ignored them: a capacity that grew by less than the probe's 2× (0.6 →
+/// 1 Mbps) was then found only by slow additive growth; 1 let flows sharing a link grab
+/// from each other (Jain's index 0.80). Half keeps fairness at or above 0.9 in
+/// `tincan lab abr`'s three-flow case.
+pub const SATURATED_PERIODIC_TRUST: f64 = 0.5;
 /// Most clusters waiting for the pacer (older requests are replaced).
 pub const MAX_PENDING_CLUSTERS: usize = 4;
 
@@ -207,9 +220,11 @@ pub enum ProbeKind {
     /// After a large drop while application limited, or periodically while it is.
     Alr,
     /// Periodically while the queue is quiet (see [`PERIODIC_PROBE_INTERVAL_US`]), and the
-    /// exponential probes that follow them. Their results count only when the path carried
-    /// the probe unsaturated: on a link shared with other flows a saturated probe measures
-    /// its own burst's share of the queue, not free capacity, and would grab from them.
+    /// exponential probes that follow them. Their results count fully only when the path
+    /// carried the probe unsaturated: on a link shared with other flows a saturated probe
+    /// measures its own burst's share of the queue, not free capacity, and would grab from
+    /// them; a saturated result moves the estimate only [`SATURATED_PERIODIC_TRUST`] of the
+    /// way, and probing does not go further.
     Periodic,
 }
 
@@ -296,11 +311,15 @@ impl ProbeController {
         if self.pending.len() >= MAX_PENDING_CLUSTERS {
             self.pending.pop_front();
         }
-        let min_bytes = (bitrate_bps as i64 * MIN_PROBE_DURATION_US / 8_000_000).max(1);
+        let (duration_us, min_packets) = match kind {
+            ProbeKind::Periodic => (PERIODIC_PROBE_DURATION_US, PERIODIC_PROBE_PACKETS),
+            _ => (MIN_PROBE_DURATION_US, MIN_PROBE_PACKETS),
+        };
+        let min_bytes = (bitrate_bps as i64 * duration_us / 8_000_000).max(1);
         self.pending.push_back(ProbeCluster {
             id: self.next_id,
             bitrate_bps,
-            min_packets: MIN_PROBE_PACKETS,
+            min_packets,
             min_bytes: u32::try_from(min_bytes).unwrap_or(u32::MAX),
         });
         if self.kinds.len() >= MAX_TRACKED_CLUSTERS {
@@ -341,14 +360,16 @@ impl ProbeController {
         self.wait_for(probed, ProbeKind::Initial, now_us);
     }
 
-    /// A probe result arrived: returns the estimate it supports, if it may be used.
-    pub fn on_result(&mut self, result: ProbeResult, now_us: i64) -> Option<u64> {
+    /// A probe result arrived: returns the estimate it supports and whether it is only
+    /// partly trusted (a periodic probe that saturated the link: see
+    /// [`SATURATED_PERIODIC_TRUST`]).
+    pub fn on_result(&mut self, result: ProbeResult, now_us: i64) -> Option<(u64, bool)> {
         let kind = self
             .kinds
             .iter()
             .find(|(id, _)| *id == result.cluster_id)
             .map_or(ProbeKind::Initial, |k| k.1);
-        let usable = kind != ProbeKind::Periodic || !result.saturated;
+        let partial = kind == ProbeKind::Periodic && result.saturated;
         if let State::Waiting {
             min_to_probe_further,
             probed_bps,
@@ -357,14 +378,14 @@ impl ProbeController {
         } = self.state
         {
             let next = ((result.bitrate_bps as f64 * FURTHER_PROBE_SCALE) as u64).min(self.max_bps);
-            if usable && result.bitrate_bps >= min_to_probe_further && next > probed_bps {
+            if !partial && result.bitrate_bps >= min_to_probe_further && next > probed_bps {
                 let probed = self.request(next, waiting_kind);
                 self.wait_for(probed, waiting_kind, now_us);
             } else {
                 self.state = State::Done;
             }
         }
-        usable.then_some(result.bitrate_bps)
+        Some((result.bitrate_bps, partial))
     }
 
     /// Follows the estimate: ends timed-out probing, probes after a large drop if the
@@ -447,7 +468,7 @@ mod tests {
         };
         assert_eq!(
             p.on_result(result(1, 1_700_000, false), 100_000),
-            Some(1_700_000)
+            Some((1_700_000, false))
         );
         let c = p.poll(100_000).unwrap();
         assert_eq!(c.bitrate_bps, 2_500_000);
@@ -471,7 +492,7 @@ mod tests {
             bitrate_bps: 1_500_000,
             saturated: true,
         };
-        assert_eq!(p.on_result(saturated, 6_100_000), None);
+        assert_eq!(p.on_result(saturated, 6_100_000), Some((1_500_000, true)));
         assert!(!p.is_probing());
         // No periodic probe soon after a decrease.
         p.on_estimate(
@@ -499,7 +520,7 @@ mod tests {
             bitrate_bps: 2_000_000,
             saturated: false,
         };
-        assert_eq!(p.on_result(free, 15_100_000), Some(2_000_000));
+        assert_eq!(p.on_result(free, 15_100_000), Some((2_000_000, false)));
         assert_eq!(p.poll(15_100_000).unwrap().bitrate_bps, 4_000_000);
     }
 

@@ -26,6 +26,9 @@ pub const MAX_PACER_QUEUE: Duration = Duration::from_millis(500);
 pub const ONE_WAY_MS: f64 = 50.0;
 /// Bottleneck queue of the RMCAT cases.
 pub const QUEUE_MS: f64 = 300.0;
+/// The controller's ceiling: above every capacity of the cases (as in `tincan lab abr`:
+/// 3 Mbps of video and audio), so the rate is found by the controller, not by its cap.
+pub const MAX_BPS: u64 = 3_050_000;
 
 /// A packet on the forward link.
 #[derive(Debug, Clone)]
@@ -183,7 +186,14 @@ pub fn run(trace: &[(f64, f64)], flows: &[FlowSpec], duration: Duration, seed: u
             back.set_epoch(t0);
             Flow {
                 spec: *spec,
-                controller: SendSideController::new(ControllerConfig::default(), start).unwrap(),
+                controller: SendSideController::new(
+                    ControllerConfig {
+                        max_bps: MAX_BPS,
+                        ..ControllerConfig::default()
+                    },
+                    start,
+                )
+                .unwrap(),
                 receiver: FeedbackGenerator::new(FeedbackConfig::default()).unwrap(),
                 back,
                 queue: VecDeque::new(),
