@@ -54,10 +54,14 @@ pub struct AudioRedundancy {
     /// Bitrate of the repeated frames: the primary's bitrate repeats the primary's bytes;
     /// lower means a second encoder codes each frame again, cheaper, for the copies.
     pub red_bitrate: u32,
-    /// How many times each packet is sent, spread evenly over the packet interval (1 =
-    /// once): at heavy random loss, more packets within the playout deadline beat deeper
-    /// redundancy in fewer packets.
+    /// How many times each packet is sent (1 = once): at heavy random loss, more packets
+    /// within the playout deadline beat deeper redundancy in fewer packets.
     pub packet_copies: u32,
+    /// Time from one send of a packet to its next copy. Under random loss any spacing
+    /// will do, and the copies are spread evenly over the packet interval; when losses come
+    /// in bursts a copy sent right after its original falls into the same burst, so the
+    /// copies trail by about a burst (time diversity), and the receiver waits for them.
+    pub copy_spacing: Duration,
     /// DRED duration cap; zero = no DRED.
     pub dred: Duration,
     /// Ask for retransmission of lost audio (the RTT leaves time before playout).
@@ -173,6 +177,18 @@ const LOSS_SMOOTHING: f64 = 0.5;
 /// Deepest RED the policy uses (bursts deepen the rung's RED up to this).
 const MAX_RED_DEPTH: usize = 4;
 
+/// Smoothed burstiness (mean loss run beyond what random loss at that rate gives, in
+/// packets) from which losses count as bursty: packet copies then trail their originals
+/// instead of following within the packet interval.
+const BURSTY_ENTER_RUNS: f64 = 1.6;
+
+/// Smoothed burstiness below which bursty losses count as random again.
+const BURSTY_LEAVE_RUNS: f64 = 1.3;
+
+/// Packet intervals a copy trails its original by when losses are bursty: past the
+/// typical burst of two or three packets (each interval adds to the receiver's wait).
+const COPY_TRAIL_PACKETS: u32 = 3;
+
 /// Tuning of the policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioPolicyConfig {
@@ -224,6 +240,10 @@ pub struct AudioPolicy {
     low_since: Option<Instant>,
     /// Exponentially smoothed loss of the reports.
     smoothed_loss: Option<f64>,
+    /// Exponentially smoothed burstiness of the reports.
+    smoothed_burstiness: Option<f64>,
+    /// Whether losses currently count as bursty (with hysteresis).
+    bursty: bool,
     /// The receiver's jitter buffer delay, as it last reported it.
     jitter_delay: Duration,
     stats: AudioPolicyStats,
@@ -242,6 +262,7 @@ impl AudioPolicy {
             },
             &config,
             Duration::ZERO,
+            false,
         );
         Self {
             config,
@@ -249,6 +270,8 @@ impl AudioPolicy {
             current,
             low_since: None,
             smoothed_loss: None,
+            smoothed_burstiness: None,
+            bursty: false,
             jitter_delay: Duration::ZERO,
             stats: AudioPolicyStats::default(),
         }
@@ -290,6 +313,18 @@ impl AudioPolicy {
         // Random loss at rate p already has runs of mean length 1 / (1 - p); only bursts
         // beyond that make isolated-loss thresholds optimistic.
         let burstiness = (report.mean_burst * (1.0 - loss)).max(1.0);
+        // A second's burst lengths are noisy too (at 50% random loss one report in a few
+        // reads 1.5): smooth, and switch the copies' time diversity with hysteresis, so
+        // that the receiver's wait does not jump back and forth.
+        let previous = self.smoothed_burstiness.unwrap_or(burstiness);
+        let burstiness = previous + LOSS_SMOOTHING * (burstiness - previous);
+        self.smoothed_burstiness = Some(burstiness);
+        self.bursty = if self.bursty {
+            burstiness >= BURSTY_LEAVE_RUNS
+        } else {
+            burstiness >= BURSTY_ENTER_RUNS
+        };
+        let bursty = self.bursty;
         let report = LossReport {
             mean_burst: burstiness,
             ..report
@@ -304,17 +339,12 @@ impl AudioPolicy {
         } else {
             smoothed
         };
-        // Bursts make isolated-loss thresholds optimistic: weigh loss by burstiness.
-        let effective = (loss * burstiness.sqrt()).min(1.0);
-        let wanted = LADDER
-            .iter()
-            .rposition(|r| effective >= r.enter_loss)
-            .unwrap_or(0);
+        let wanted = rung_for(loss, burstiness);
         let mut level = if wanted > self.level {
             self.low_since = None;
             wanted
         } else if wanted < self.level
-            && effective < LADDER[self.level].enter_loss * self.config.down_ratio
+            && rung_for(loss / self.config.down_ratio, burstiness) < self.level
         {
             let since = *self.low_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= self.config.hold_down {
@@ -335,6 +365,7 @@ impl AudioPolicy {
                 report,
                 &self.config,
                 self.jitter_delay,
+                bursty,
             )
             .bitrate()
                 > budget_bps
@@ -348,6 +379,7 @@ impl AudioPolicy {
             report,
             &self.config,
             self.jitter_delay,
+            bursty,
         );
         if next != self.current {
             self.stats.changes += 1;
@@ -364,23 +396,57 @@ impl AudioPolicy {
     }
 }
 
+/// The rung the loss calls for. The thresholds are for random loss. Bursts make them
+/// optimistic for the rungs that repeat frames in the next packets only (a burst takes
+/// the copies with the frame), so for those the loss is weighed by the burstiness; the
+/// rungs that send packet copies let the copies trail by a burst (time diversity), which
+/// makes bursts nearly random again, so the weighing never lifts the rung above the
+/// first of them: the heaviest rung is for heavy loss, not for bursts.
+fn rung_for(loss: f64, burstiness: f64) -> usize {
+    let rung = |loss: f64| {
+        LADDER
+            .iter()
+            .rposition(|r| loss >= r.enter_loss)
+            .unwrap_or(0)
+    };
+    let first_with_copies = LADDER
+        .iter()
+        .position(|r| r.packet_copies > 1)
+        .unwrap_or(LADDER.len() - 1);
+    let weighed = rung((loss * burstiness.sqrt()).min(1.0)).min(first_with_copies);
+    rung(loss).max(weighed)
+}
+
 fn settings(
     level: usize,
     rung: &Rung,
     report: LossReport,
     config: &AudioPolicyConfig,
     jitter_delay: Duration,
+    bursty: bool,
 ) -> AudioRedundancy {
     // Bursts longer than the RED depth defeat it: cover the mean burst when the rung uses
     // RED at all, and wait for the deeper copies.
-    let red_depth = if rung.red_depth > 0 {
+    // With packet copies, time diversity covers bursts instead: each copy trails its
+    // original by about a burst, which is cheaper than deeper RED in every packet.
+    let copies = rung.packet_copies.max(1);
+    let red_depth = if rung.red_depth > 0 && !(bursty && copies > 1) {
         rung.red_depth
             .max(report.mean_burst.ceil() as usize)
             .min(MAX_RED_DEPTH)
     } else {
-        0
+        rung.red_depth
     };
-    let wait_packets = rung.wait_packets + red_depth.saturating_sub(rung.red_depth) as u32;
+    let (copy_spacing, copy_wait) = if bursty && copies > 1 {
+        // A fixed trail: following the measured burst length would move the receiver's
+        // wait with every report.
+        let trail = COPY_TRAIL_PACKETS;
+        (config.packet * trail, trail * (copies - 1))
+    } else {
+        (config.packet / copies, 0)
+    };
+    let wait_packets =
+        rung.wait_packets + red_depth.saturating_sub(rung.red_depth) as u32 + copy_wait;
     let recovery_delay = config.packet * wait_packets;
     // A retransmission arrives one RTT (and some) after the loss is seen: in time when
     // the receiver waits that long anyway.
@@ -398,6 +464,7 @@ fn settings(
         red_depth,
         red_bitrate: rung.red_bitrate,
         packet_copies: rung.packet_copies,
+        copy_spacing,
         dred: Duration::from_millis(rung.dred_ms),
         nack,
         recovery_delay,
@@ -482,19 +549,74 @@ mod tests {
             let at = now + Duration::from_secs(s as u64);
             assert_eq!(policy.update(report(loss), 128_000, at).level, 3, "{loss}");
         }
-        // Real bursts (3 packets at 30%) deepen RED and the wait for it.
+        // Real bursts (3 packets at 30%) call for the packet copies, trailing by a burst,
+        // and the wait for them; within the budget.
         let bursty = LossReport {
             loss: 0.3,
             mean_burst: 3.0,
             rtt: Duration::from_millis(100),
         };
         let settings = AudioPolicy::new(AudioPolicyConfig::default()).update(bursty, 128_000, now);
-        assert!(settings.red_depth >= 3, "{settings:?}");
+        assert_eq!(settings.packet_copies, 2, "{settings:?}");
+        assert_eq!(settings.copy_spacing, Duration::from_millis(60));
         assert!(
-            settings.recovery_delay >= Duration::from_millis(40),
+            settings.recovery_delay >= Duration::from_millis(100),
             "{settings:?}"
         );
         assert!(settings.bitrate() <= 128_000);
+    }
+
+    #[test]
+    fn bursts_make_copies_trail_without_climbing_to_the_top_rung() {
+        let now = Instant::now();
+        let at = |s: u64| now + Duration::from_secs(s);
+        // A first report of 60% in bursts of 5 (a bad start): the rung with copies, not
+        // the heavy-loss rung; the copies trail by three packets.
+        let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
+        let start = LossReport {
+            loss: 0.6,
+            mean_burst: 5.0,
+            rtt: Duration::from_millis(100),
+        };
+        let settings = policy.update(start, 128_000, at(0));
+        assert_eq!(settings.level, 4, "{settings:?}");
+        assert_eq!(settings.copy_spacing, Duration::from_millis(60));
+        // Under random loss of the same rate the copies stay within the packet interval.
+        let random = LossReport {
+            loss: 0.5,
+            mean_burst: 2.0,
+            rtt: Duration::from_millis(100),
+        };
+        let settings = AudioPolicy::new(AudioPolicyConfig::default()).update(random, 128_000, now);
+        assert_eq!(settings.level, 4, "{settings:?}");
+        assert_eq!(settings.copy_spacing, Duration::from_millis(10));
+        // Noisy burst lengths around the threshold do not flip the trail (and the wait)
+        // back and forth: burstiness (mean run x (1 - loss)) of 2.1, then reports between
+        // 1.2 and 1.8.
+        let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
+        let mut spacings = Vec::new();
+        for (s, run) in [3.0, 1.8, 2.4, 1.9, 2.6, 2.0, 2.5].into_iter().enumerate() {
+            let report = LossReport {
+                loss: 0.3,
+                mean_burst: run,
+                rtt: Duration::from_millis(100),
+            };
+            spacings.push(policy.update(report, 128_000, at(s as u64)).copy_spacing);
+        }
+        assert!(
+            spacings.iter().all(|&s| s == Duration::from_millis(60)),
+            "{spacings:?}"
+        );
+        // Once the bursts are gone for good, the copies go back within the interval.
+        for s in 7..15 {
+            let report = LossReport {
+                loss: 0.5,
+                mean_burst: 2.0,
+                rtt: Duration::from_millis(100),
+            };
+            policy.update(report, 128_000, at(s));
+        }
+        assert_eq!(policy.current().copy_spacing, Duration::from_millis(10));
     }
 
     #[test]

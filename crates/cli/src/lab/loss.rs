@@ -87,6 +87,10 @@ pub struct LossArgs {
     /// Send every packet this many times, spread over its 20 ms (fixed schemes).
     #[arg(long, default_value_t = 1)]
     packet_copies: u32,
+    /// Send each copy this long after the previous send of its packet instead of within
+    /// the 20 ms (time diversity against bursts; fixed schemes, with `--packet-copies`).
+    #[arg(long)]
+    copy_spacing_ms: Option<u64>,
 }
 
 impl LossArgs {
@@ -224,24 +228,38 @@ impl Scheme {
             red_depth: 0,
             red_bitrate: 0,
             packet_copies: args.packet_copies.clamp(1, 4),
+            copy_spacing: args.copy_spacing_ms.map_or(
+                Duration::from_millis(20) / args.packet_copies.clamp(1, 4),
+                Duration::from_millis,
+            ),
             dred: Duration::ZERO,
             nack: false,
             recovery_delay: Duration::ZERO,
         };
         let packet = Duration::from_millis(20);
+        // Trailing copies are waited for like RED copies.
+        let copy_wait = if args.copy_spacing_ms.is_some() {
+            none.copy_spacing * (none.packet_copies - 1)
+        } else {
+            Duration::ZERO
+        };
+        let none = AudioRedundancy {
+            recovery_delay: copy_wait,
+            ..none
+        };
         match self {
             Scheme::Plc | Scheme::DeepPlc | Scheme::Adaptive => none,
             Scheme::Lbrr => AudioRedundancy {
                 inband_fec: true,
                 expected_loss_pct: loss_pct,
-                recovery_delay: packet,
+                recovery_delay: packet + copy_wait,
                 ..none
             },
             Scheme::Red(depth) => AudioRedundancy {
                 opus_bitrate: 24_000,
                 red_depth: depth,
                 red_bitrate: args.red_copy_kbps.map_or(24_000, |k| k * 1000),
-                recovery_delay: packet * depth.min(3) as u32,
+                recovery_delay: packet * depth.min(3) as u32 + copy_wait,
                 ..none
             },
             // DRED is only sent when the encoder expects some loss.
@@ -249,7 +267,7 @@ impl Scheme {
                 opus_bitrate: bitrate,
                 expected_loss_pct: loss_pct.max(10),
                 dred: Duration::from_secs(1),
-                recovery_delay: packet * 2,
+                recovery_delay: packet * 2 + copy_wait,
                 ..none
             },
         }
@@ -486,7 +504,19 @@ fn receive(
 /// What travels from sender to receiver: a frame's packet, or a retransmission.
 #[derive(Debug, Clone, Copy)]
 enum Wire {
-    Media(usize),
+    /// Packet `k`'s first send, the `send`th media send.
+    Media {
+        k: usize,
+        send: usize,
+    },
+    /// A copy of packet `k` sent again (the `send`th media send); `trailing` when it trails
+    /// by a packet interval or more (then, like a retransmission, it stays out of the
+    /// buffer's delay estimate).
+    Copy {
+        k: usize,
+        trailing: bool,
+        send: usize,
+    },
     Rtx(usize),
 }
 
@@ -697,13 +727,20 @@ fn run_one(
     let mut packets_sent = 0usize;
     // Receiver bookkeeping for reports: which frames arrived (in any copy).
     let mut received = vec![false; frames.len()];
+    // What the network did to every media send (originals and copies, in send order, as
+    // transport-wide sequence numbers would tell): the loss reports describe the network
+    // (rate and bursts), not what copies and retransmissions then repaired, or the policy
+    // would step down as soon as its copies work.
+    let mut sends_arrived: Vec<bool> = Vec::with_capacity(frames.len() * 2);
+    let mut sends_at: Vec<Instant> = Vec::with_capacity(frames.len() * 2);
+    let mut report_from_send = 0usize;
     let mut frames_received = 0usize;
     let mut report_from = 0usize;
     let mut next_report = t0 + REPORT_INTERVAL;
     // Reports on their way to the sender: (arrival at the sender, report).
     let mut reports: VecDeque<(Instant, LossReport)> = VecDeque::new();
     // Duplicates waiting for their send time: (send time, frame).
-    let mut duplicates: VecDeque<(Instant, usize)> = VecDeque::new();
+    let mut duplicates: VecDeque<(Instant, usize, bool)> = VecDeque::new();
     let mut mouth_to_ear = Vec::with_capacity(pulls);
     for p in 0..pulls {
         let now = t0 + Duration::from_millis(10 * p as u64);
@@ -721,9 +758,16 @@ fn run_one(
                 }
             }
         }
-        while let Some(&(at, k)) = duplicates.front().filter(|(at, _)| *at <= now) {
+        while let Some(&(at, k, trailing)) = duplicates.front().filter(|(at, ..)| *at <= now) {
             duplicates.pop_front();
-            link.send(Wire::Media(k), sent[k].payload.len() + 40, at);
+            let send = sends_at.len();
+            sends_at.push(at);
+            sends_arrived.push(false);
+            link.send(
+                Wire::Copy { k, trailing, send },
+                sent[k].payload.len() + 40,
+                at,
+            );
             bytes += sent[k].payload.len();
             packets_sent += 1;
         }
@@ -733,12 +777,20 @@ fn run_one(
             let at = t0 + Duration::from_millis(20 * k as u64);
             let (payload, red) = sender.encode(k, frames[k])?;
             nack.on_sent(k, red, &payload, at)?;
-            link.send(Wire::Media(k), payload.len() + 40, at);
+            let send = sends_at.len();
+            sends_at.push(at);
+            sends_arrived.push(false);
+            link.send(Wire::Media { k, send }, payload.len() + 40, at);
             bytes += payload.len();
             packets_sent += 1;
             let copies = sender.settings.packet_copies.max(1);
+            let spacing = sender.settings.copy_spacing;
+            let trailing = spacing >= Duration::from_millis(20);
             for c in 1..copies {
-                duplicates.push_back((at + Duration::from_millis(20) * c / copies, k));
+                let when = at + spacing * c;
+                // Kept in time order: the spacing can change between packets.
+                let position = duplicates.partition_point(|&(t, ..)| t <= when);
+                duplicates.insert(position, (when, k, trailing));
             }
             sent.push(Sent { payload, red });
         }
@@ -754,8 +806,14 @@ fn run_one(
         // Receiver: deliveries, NACKs, reports, playout.
         while let Poll::Deliver(d) = link.poll(now) {
             let k = match d.packet {
-                Wire::Media(k) => {
+                Wire::Media { k, send } => {
                     receive(&mut buffer, k, &sent[k], d.delivered_at, false);
+                    sends_arrived[send] = true;
+                    k
+                }
+                Wire::Copy { k, trailing, send } => {
+                    receive(&mut buffer, k, &sent[k], d.delivered_at, trailing);
+                    sends_arrived[send] = true;
                     k
                 }
                 Wire::Rtx(id) => match nack.restore(id) {
@@ -787,8 +845,10 @@ fn run_one(
             // Packets sent up to a one-way delay (and some jitter) ago had their chance.
             let horizon = now.saturating_duration_since(t0 + one_way + Duration::from_millis(100));
             let upto = ((horizon.as_millis() / 20) as usize).min(sent.len());
-            if upto > report_from {
-                let report = loss_report(&received[report_from..upto], rtt);
+            let upto_send = sends_at.partition_point(|&at| at <= t0 + horizon);
+            if upto > report_from && upto_send > report_from_send {
+                let report = loss_report(&sends_arrived[report_from_send..upto_send], rtt);
+                report_from_send = upto_send;
                 reports.push_back((now + one_way, report));
                 report_from = upto;
             }
