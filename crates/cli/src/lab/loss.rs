@@ -667,6 +667,10 @@ impl AudioNack {
 const ADAPTIVE_BUDGET: u32 = 128_000;
 /// How often the receiver reports loss.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// When the receiver sends its first report: early, as RTP receivers do (RFC 3550 halves
+/// the first interval; WebRTC reports at once), so that the sender does not spend the
+/// call's first second unprotected.
+const FIRST_REPORT: Duration = Duration::from_millis(500);
 /// Opus's algorithmic delay at 48 kHz (look-ahead and resampler): the decoded output lags
 /// the input by 312 samples.
 const OPUS_DELAY: Duration = Duration::from_micros(6_500);
@@ -736,7 +740,7 @@ fn run_one(
     let mut report_from_send = 0usize;
     let mut frames_received = 0usize;
     let mut report_from = 0usize;
-    let mut next_report = t0 + REPORT_INTERVAL;
+    let mut next_report = t0 + FIRST_REPORT;
     // Reports on their way to the sender: (arrival at the sender, report).
     let mut reports: VecDeque<(Instant, LossReport)> = VecDeque::new();
     // Duplicates waiting for their send time: (send time, frame).
