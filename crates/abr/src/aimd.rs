@@ -44,6 +44,9 @@ pub const MAX_REDUCE_INTERVAL_US: i64 = 200_000;
 pub const QUEUE_DRAIN_TIME_US: i64 = 4_000_000;
 /// Lowest decrease factor after the queue term.
 pub const MIN_DECREASE_FACTOR: f64 = 0.5;
+/// A decrease may follow the last one sooner than the interval when the acknowledged rate
+/// is below this share of the estimate (GCC: 0.5): the estimate is far off.
+pub const FAST_REDUCE_RATIO: f64 = 0.5;
 /// Lower bound of the interval between decreases.
 pub const MIN_REDUCE_INTERVAL_US: i64 = 10_000;
 
@@ -175,7 +178,7 @@ impl AimdRateControl {
         match self.last_decrease_us {
             None => true,
             Some(last) if now_us - last >= interval => true,
-            Some(_) => acked_bps.is_some_and(|a| a < 0.5 * self.current_bps),
+            Some(_) => acked_bps.is_some_and(|a| a < FAST_REDUCE_RATIO * self.current_bps),
         }
     }
 

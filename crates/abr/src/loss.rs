@@ -15,6 +15,8 @@ pub const HIGH_LOSS: f64 = 0.10;
 pub const INCREASE_PER_SECOND: f64 = 0.08;
 /// Extra growth per update at low loss (GCC: 1 kbps).
 pub const INCREASE_OFFSET_BPS: f64 = 1_000.0;
+/// A cut multiplies the rate by (1 − this × loss fraction) (GCC: 0.5).
+pub const LOSS_DECREASE_WEIGHT: f64 = 0.5;
 /// Fewest packets a loss fraction is computed over (GCC: 20).
 pub const MIN_PACKETS: u64 = 20;
 /// Extra time added to the RTT between two loss cuts (GCC: 300 ms).
@@ -79,7 +81,7 @@ impl LossController {
                 .is_none_or(|last| now_us - last >= interval)
             {
                 let base = self.cap_bps.map_or(target, |c| c.min(target));
-                self.cap_bps = Some(base * (1.0 - 0.5 * self.loss_fraction));
+                self.cap_bps = Some(base * (1.0 - LOSS_DECREASE_WEIGHT * self.loss_fraction));
                 self.last_decrease_us = Some(now_us);
             }
         } else if self.loss_fraction < LOW_LOSS
