@@ -105,9 +105,13 @@ struct Rung {
 /// for light loss; RED copies coded again at a lower bitrate than the primary (a copy
 /// only plays when the primary was lost, so it need not be as good); at heavy loss each
 /// packet sent twice, because only packets that arrive before the frame's playout count
-/// and doubling the packet rate doubles them, where deeper RED would wait longer; and
-/// DRED in the primary at the top, so that the rare frame without any copy is rebuilt by
-/// the vocoder rather than concealed.
+/// and doubling the packet rate doubles them, where deeper RED would wait longer; and at
+/// the top (80% loss) four copies of a 30 kbps primary that carries DRED and no RED: a
+/// frame is lost only when all four copies of its packet and every later packet within
+/// the wait are, and DRED in the first packet through rebuilds the run (measured, 3
+/// seeds: 4.6% of frames concealed and PESQ-WB 2.19 against 17.6% and 1.73 with RED 3 at
+/// 10 kbps in two copies of a 20 kbps primary; four copies of the bigger primary also
+/// give DRED more bits, so it reaches further back).
 const LADDER: [Rung; 6] = [
     Rung {
         enter_loss: 0.0,
@@ -161,13 +165,13 @@ const LADDER: [Rung; 6] = [
     },
     Rung {
         enter_loss: 0.65,
-        opus_bitrate: 20_000,
+        opus_bitrate: 30_000,
         inband_fec: false,
-        red_depth: 3,
-        red_bitrate: 10_000,
-        packet_copies: 2,
+        red_depth: 0,
+        red_bitrate: 0,
+        packet_copies: 4,
         dred_ms: 1000,
-        wait_packets: 4,
+        wait_packets: 5,
     },
 ];
 
