@@ -7,10 +7,12 @@
 //! - [`rtp`]: RTP/RTCP and payload formats;
 //! - [`netsim`]: the deterministic, seeded, sans-IO network emulator;
 //! - [`jitter`]: adaptive jitter buffers (NetEq-class audio, video frame buffer);
-//! - [`fec`]: loss recovery: RTX, FlexFEC, the adaptive audio redundancy policy.
+//! - [`fec`]: loss recovery: RTX, FlexFEC, the adaptive audio redundancy policy;
+//! - [`denoise`]: voice processing: RNNoise noise suppression, voice activity, levels, AGC;
+//! - [`abr`]: congestion control (transport-cc feedback, a GCC-style controller), the
+//!   pacer and the audio/video bitrate allocation.
 //!
-//! The crates still to come (denoise, congestion control, pipeline,
-//! signalling) are listed in `docs/ARCHITECTURE.md`.
+//! The crates still to come (pipeline, signalling) are listed in `docs/ARCHITECTURE.md`.
 //!
 //! ```
 //! use tincan::media::{AudioFormat, AudioFrame};
