@@ -1,0 +1,1 @@
+//! Media sessions for tincan (issue 8, in progress).
