@@ -132,6 +132,16 @@ pub const RECENT_WINDOW_US: i64 = 125_000;
 
 /// A recent rate below this share of the acknowledged estimate is a sharp drop.
 pub const RECENT_DROP_RATIO: f64 = 0.7;
+/// A queuing delay at or above this at overuse is a standing queue (not in GCC): packets
+/// leave it back to back at the capacity, so the recent rate is the capacity whatever the
+/// acknowledged estimate says, and a decrease applies to it alone. Without this, a halving
+/// (2 → 1 Mbps) whose acknowledged estimate had already lagged down to 1.35 Mbps (above
+/// [`RECENT_DROP_RATIO`] × it) was cut from 1.35 Mbps, three more cuts followed, and the
+/// sending rate was under the new capacity only after 1000 ms (`tincan lab abr`,
+/// step-half, seed 8). Ordinary overuse, on a flow's own or a shared link, starts well
+/// below it (p95 queuing delay 40-65 ms), where the recent rate alone followed noisy
+/// shares (see [`RecentRate`]).
+pub const STANDING_QUEUE_US: i64 = 100_000;
 /// Most packets the recent receive rate holds (bounded memory; older ones are dropped).
 pub const RECENT_MAX_PACKETS: usize = 512;
 /// Fewest packets a recent receive rate is computed from.

@@ -8,7 +8,7 @@ use tincan_rtp::rtcp::REFERENCE_TIME_UNIT_US;
 use tincan_rtp::rtcp::TwccFeedback;
 
 use crate::AbrError;
-use crate::acknowledged::{AcknowledgedBitrate, RECENT_DROP_RATIO, RecentRate};
+use crate::acknowledged::{AcknowledgedBitrate, RECENT_DROP_RATIO, RecentRate, STANDING_QUEUE_US};
 use crate::aimd::AimdRateControl;
 use crate::alr::AlrDetector;
 use crate::delay::{BandwidthUsage, BaseDelay, DelayDetector};
@@ -438,8 +438,14 @@ impl SendSideController {
         {
             // See RecentRate: while the queue grows, the rate it drains at, without the
             // acknowledged estimator's lag in either direction.
+            let standing = self
+                .base_delay
+                .queue_delay_us()
+                .is_some_and(|q| q >= STANDING_QUEUE_US);
             acked = Some(match acked {
-                Some(a) if recent as f64 >= RECENT_DROP_RATIO * a as f64 => a.max(recent),
+                Some(a) if !standing && recent as f64 >= RECENT_DROP_RATIO * a as f64 => {
+                    a.max(recent)
+                }
                 _ => recent,
             });
         }
