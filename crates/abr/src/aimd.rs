@@ -34,6 +34,15 @@ pub const CAPACITY_SMOOTHING: f64 = 0.05;
 pub const CAPACITY_VARIANCE_RANGE: (f64, f64) = (0.4, 2.5);
 /// Standard deviations around the capacity estimate outside which it is forgotten (GCC: 3).
 pub const CAPACITY_DEVIATIONS: f64 = 3.0;
+/// The capacity estimate is forgotten upward (the acknowledged rate above its band: the
+/// link grew) only while the queuing delay is below this (not in GCC). After a sharp
+/// capacity drop the acknowledged-rate estimator lags above the new capacity for a second or
+/// more while the queue left by the drop drains; GCC's test then took the lag for growth,
+/// switched to multiplicative increase and (with the periodic probe that follows an unknown
+/// capacity) probed into a 190 ms queue (`tincan lab abr`, variable-1 at 61 s; over seeds
+/// 1-8 variable-1's p95 queuing delay was 42.3-53.0 ms without this gate, 42.4-48.5 ms
+/// with it). A link that grew has no standing queue.
+pub const CAPACITY_RESET_MAX_QUEUE_US: i64 = 50_000;
 /// Shortest time between two decreases (GCC: between 10 and 200 ms, the RTT); a decrease
 /// comes sooner only if the acknowledged rate falls below half the estimate.
 pub const MAX_REDUCE_INTERVAL_US: i64 = 200_000;
@@ -211,6 +220,7 @@ impl AimdRateControl {
             RateControlState::Increase => {
                 if let (Some(a), Some(upper)) = (acked, self.capacity.upper_bps())
                     && a > upper
+                    && self.queue_delay_us < CAPACITY_RESET_MAX_QUEUE_US
                 {
                     // The link grew well beyond what we knew: go back to fast growth.
                     self.capacity.reset();

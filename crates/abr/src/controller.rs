@@ -13,7 +13,7 @@ use crate::aimd::AimdRateControl;
 use crate::alr::AlrDetector;
 use crate::delay::{BandwidthUsage, BaseDelay, DelayDetector};
 use crate::loss::LossController;
-use crate::probe::{ProbeController, ProbeEstimator, SATURATED_PERIODIC_TRUST};
+use crate::probe::{LOW_QUEUE_DELAY_US, ProbeController, ProbeEstimator, SATURATED_PERIODIC_TRUST};
 use crate::types::{PacketClass, ProbeCluster, SentPacket};
 
 /// Packets remembered for matching feedback (a power of two). At 1200-byte packets and
@@ -192,6 +192,8 @@ pub struct SendSideController {
     truncated_reports: u64,
     /// Recent probe clusters handed out, for statistics and tests.
     recent_clusters: VecDeque<ProbeCluster>,
+    /// Since when no reported packet queued more than [`LOW_QUEUE_DELAY_US`].
+    queue_low_since_us: Option<i64>,
 }
 
 fn us_since(base: Instant, t: Instant) -> i64 {
@@ -263,6 +265,7 @@ impl SendSideController {
             },
             truncated_reports: 0,
             recent_clusters: VecDeque::with_capacity(crate::probe::MAX_TRACKED_CLUSTERS),
+            queue_low_since_us: None,
         };
         c.refresh_stats();
         Ok(c)
@@ -414,11 +417,19 @@ impl SendSideController {
             .sort_unstable_by_key(|a| (a.arrival_us, a.send_us));
         let in_alr = self.alr.in_alr();
         let mut probe_results = [None; 2];
+        let mut queued = false;
         self.probe_estimator.expire(now_us);
         for a in &self.scratch {
             self.acked.update(a.arrival_us, a.size as usize, in_alr);
             self.recent.update(a.arrival_us, a.size);
             self.base_delay.update(a.send_us, a.arrival_us);
+            if self
+                .base_delay
+                .queue_delay_us()
+                .is_some_and(|q| q > LOW_QUEUE_DELAY_US)
+            {
+                queued = true;
+            }
             self.delay
                 .on_packet(a.send_us, a.arrival_us, a.size as usize);
             if let Some(id) = a.probe_cluster
@@ -430,6 +441,13 @@ impl SendSideController {
                 probe_results = [probe_results[1], Some(r)];
             }
         }
+
+        if queued {
+            self.queue_low_since_us = None;
+        } else if !self.scratch.is_empty() && self.queue_low_since_us.is_none() {
+            self.queue_low_since_us = Some(now_us);
+        }
+        self.probes.set_queue_low_since(self.queue_low_since_us);
 
         let usage = self.delay.usage();
         let mut acked = self.acked.bitrate_bps();
