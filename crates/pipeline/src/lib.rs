@@ -1,1 +1,43 @@
-//! Media sessions for tincan (issue 8, in progress).
+//! Media sessions for tincan (issue 8, first slice): a sans-IO audio session for one local
+//! participant and one remote, composed of the engine crates.
+//!
+//! A [`Session`] is driven like str0m's `Rtc`: the application pushes microphone frames
+//! ([`Session::push_audio`], 10 ms each), hands in datagrams and timer expiries
+//! ([`Session::handle_input`]), pulls playout audio ([`Session::pull_audio`], 10 ms each)
+//! and drains [`Session::poll_output`] until it names its next deadline. The session never
+//! reads the clock and owns no socket or thread. See `docs/PIPELINE.md`.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use tincan_pipeline::{FRAME_SAMPLES, Input, Output, Session, SessionConfig};
+//!
+//! let t0 = Instant::now();
+//! let mut alice = Session::new(SessionConfig::new(1), t0)?;
+//! let mut bob = Session::new(SessionConfig::new(2), t0)?;
+//! let tone: Vec<i16> = (0..FRAME_SAMPLES)
+//!     .map(|i| ((i as f32 * 0.05).sin() * 8000.0) as i16)
+//!     .collect();
+//! let mut heard = [0i16; FRAME_SAMPLES];
+//! for step in 0..100u64 {
+//!     let now = t0 + Duration::from_millis(10 * step);
+//!     alice.push_audio(&tone, now)?;
+//!     // A perfect zero-delay network: every datagram goes straight across.
+//!     while let Output::Transmit(datagram) = alice.poll_output() {
+//!         bob.handle_input(Input::Receive(&datagram), now)?;
+//!         alice.recycle(datagram);
+//!     }
+//!     bob.pull_audio(now, &mut heard)?;
+//! }
+//! assert!(bob.stats(t0 + Duration::from_secs(1)).packets_received >= 49);
+//! assert!(heard.iter().any(|&s| s != 0));
+//! # Ok::<(), tincan_pipeline::PipelineError>(())
+//! ```
+
+pub mod error;
+pub mod session;
+
+pub use error::{PipelineError, Result};
+pub use session::{
+    Event, FRAME_SAMPLES, Input, Output, PACKET_SAMPLES, SAMPLE_RATE, Session, SessionConfig,
+    SessionStats,
+};
