@@ -30,6 +30,11 @@ pub const FRAME_SAMPLES: usize = 480;
 /// Samples in one Opus packet: 20 ms, the usual VoIP packet (half the header overhead of
 /// 10 ms, and the frame size the loss policy's ladder was measured with).
 pub const PACKET_SAMPLES: usize = 960;
+/// Duration of one packet.
+pub const PACKET_DURATION: Duration = Duration::from_millis(20);
+/// Loss in a report interval above which the receiver waits a packet for in-band FEC or
+/// DRED: 2%, where the policy's ladder starts adding redundancy.
+pub const RECOVERY_LOSS_THRESHOLD: f64 = 0.02;
 /// Dynamic payload type of Opus (WebRTC's customary 111).
 pub const OPUS_PT: u8 = 111;
 /// Dynamic payload type of RED (RFC 2198) carrying Opus (WebRTC's customary 63).
@@ -49,6 +54,9 @@ pub const MIN_REPORT_PACKETS: usize = 10;
 /// Most the audio policy may spend, bits per second (the budget `tincan lab loss` uses):
 /// above it, redundancy adds nothing the ladder's top rung does not.
 pub const MAX_AUDIO_BUDGET_BPS: u64 = 128_000;
+/// Default of [`SessionConfig::min_audio_budget_bps`]: enough for the policy's RED rungs
+/// (about 46-63 kbps) at 20% loss.
+pub const DEFAULT_MIN_AUDIO_BUDGET_BPS: u64 = 64_000;
 /// Silence after which the remote's audio counts as unavailable: 25 packet intervals, so
 /// that even 20% random loss (a run of 25 losses has probability 0.2^25) never triggers it,
 /// while a mute is seen within half a second.
@@ -100,6 +108,14 @@ pub struct SessionConfig {
     pub controller: ControllerConfig,
     /// The receiver's jitter buffer configuration (default: the interactive one).
     pub jitter: AudioJitterConfig,
+    /// Least the loss-recovery policy may spend on audio (primary and redundancy), bits per
+    /// second, even when the congestion controller's target is lower (default
+    /// [`DEFAULT_MIN_AUDIO_BUDGET_BPS`]; capped at [`MAX_AUDIO_BUDGET_BPS`]). The
+    /// loss-based controller cannot tell random loss from congestion and cuts its target
+    /// under 20% random loss to about 35 kbps, which would hold the policy on in-band FEC;
+    /// audio is a small share of a call's rate, so its protection is allowed this much
+    /// (`docs/PIPELINE.md` has both measurements). 0 follows the controller strictly.
+    pub min_audio_budget_bps: u64,
 }
 
 impl SessionConfig {
@@ -110,7 +126,15 @@ impl SessionConfig {
             denoise: true,
             controller: ControllerConfig::default(),
             jitter: AudioJitterConfig::default(),
+            min_audio_budget_bps: DEFAULT_MIN_AUDIO_BUDGET_BPS,
         }
+    }
+
+    /// Sets [`min_audio_budget_bps`](Self::min_audio_budget_bps) (default
+    /// [`DEFAULT_MIN_AUDIO_BUDGET_BPS`]).
+    pub fn with_min_audio_budget_bps(mut self, bps: u64) -> Self {
+        self.min_audio_budget_bps = bps;
+        self
     }
 
     /// Turns noise suppression on or off (default on).
@@ -247,6 +271,8 @@ struct Remote {
     last_sr: Option<(u32, Instant)>,
     /// RED depth seen in recent packets, for the receiver's recovery delay.
     red_depth: usize,
+    /// Share of packets lost in the last report interval.
+    recent_loss: f64,
 }
 
 /// A sans-IO audio media session with one remote.
@@ -874,6 +900,11 @@ impl Session {
             let lost_interval = expected_interval - received_interval;
             remote.expected_prior = expected;
             remote.received_prior = remote.received;
+            remote.recent_loss = if expected_interval > 0 {
+                lost_interval.max(0) as f64 / expected_interval as f64
+            } else {
+                0.0
+            };
             let fraction_lost = if expected_interval > 0 && lost_interval > 0 {
                 ((lost_interval << 8) / expected_interval).min(255) as u8
             } else {
@@ -896,6 +927,7 @@ impl Session {
                 delay_since_last_sr,
             });
         }
+        self.update_recovery_delay();
         let blocks: &[ReportBlock] = match &block {
             Some(b) => std::slice::from_ref(b),
             None => &[],
@@ -939,7 +971,11 @@ impl Session {
             rtt: self.rtt.unwrap_or(self.controller.rtt()),
         };
         self.statuses.clear();
-        let budget = self.controller.target_bps().min(MAX_AUDIO_BUDGET_BPS) as u32;
+        let budget = self
+            .controller
+            .target_bps()
+            .max(self.config.min_audio_budget_bps)
+            .min(MAX_AUDIO_BUDGET_BPS) as u32;
         self.policy.set_jitter_delay(self.buffer.target_delay());
         let next = self.policy.update(report, budget, now);
         if next != self.settings {
@@ -1057,6 +1093,7 @@ impl Session {
                     loudest: None,
                     last_sr: None,
                     red_depth: 0,
+                    recent_loss: 0.0,
                 })
             }
         };
@@ -1115,19 +1152,34 @@ impl Session {
         Ok(())
     }
 
-    /// The receiver's recovery delay follows the redundancy it receives: RED blocks up to
-    /// `depth` packets old are only useful if the buffer waits that long for them, plus
-    /// one packet for in-band FEC and DRED carried by the next packet. (In the lab the
-    /// sender's policy tells the receiver; here nothing travels in signalling yet.)
+    /// Notes the RED depth of a received packet.
     fn set_red_depth(&mut self, depth: usize) {
-        let Some(remote) = &mut self.remote else {
+        if let Some(remote) = &mut self.remote
+            && depth != remote.red_depth
+        {
+            remote.red_depth = depth;
+            self.update_recovery_delay();
+        }
+    }
+
+    /// The receiver's recovery delay follows what it sees, since nothing travels in
+    /// signalling yet (in the lab the sender's policy tells the receiver): RED blocks up to
+    /// `depth` packets old are only useful if the buffer waits that long for them, and one
+    /// packet more lets in-band FEC and DRED, carried by the next packet, repair a loss. The
+    /// wait is taken when RED arrives or the last report interval lost more than
+    /// [`RECOVERY_LOSS_THRESHOLD`]; on a clean path it costs nothing.
+    fn update_recovery_delay(&mut self) {
+        let Some(remote) = &self.remote else {
             return;
         };
-        if depth != remote.red_depth {
-            remote.red_depth = depth;
-            let wait = if depth == 0 { 0 } else { depth as u32 + 1 };
-            self.buffer
-                .set_recovery_delay(Duration::from_millis(20) * wait);
+        let wait = if remote.red_depth > 0 || remote.recent_loss > RECOVERY_LOSS_THRESHOLD {
+            remote.red_depth as u32 + 1
+        } else {
+            0
+        };
+        let delay = PACKET_DURATION * wait;
+        if delay != self.buffer.config().recovery_delay {
+            self.buffer.set_recovery_delay(delay);
         }
     }
 

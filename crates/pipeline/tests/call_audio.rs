@@ -51,14 +51,24 @@ struct Call {
 
 /// Runs a call: Alice speaks `source` (muted between `mute.0` and `mute.1`), Bob is silent;
 /// returns what Bob heard, one sample per source sample from t0.
-fn call(profile: &str, seed: u64, source: &[i16], mute: Option<(Duration, Duration)>) -> Call {
+fn call(
+    profile: &str,
+    seed: u64,
+    source: &[i16],
+    mute: Option<(Duration, Duration)>,
+    min_audio_budget_bps: Option<u64>,
+) -> Call {
     let started = Instant::now();
     let profile = Profile::named(profile).expect("profile");
     let t0 = Instant::now();
     let mut path: Path<Vec<u8>> = Path::new(&profile, seed).expect("path");
     path.link_mut(Direction::AToB).set_epoch(t0);
     path.link_mut(Direction::BToA).set_epoch(t0);
-    let mut alice = Session::new(SessionConfig::new(0xA11CE), t0).expect("alice");
+    let mut config = SessionConfig::new(0xA11CE);
+    if let Some(bps) = min_audio_budget_bps {
+        config = config.with_min_audio_budget_bps(bps);
+    }
+    let mut alice = Session::new(config, t0).expect("alice");
     let mut bob = Session::new(SessionConfig::new(0xB0B), t0).expect("bob");
     let end = t0 + TICK * (source.len() / FRAME_SAMPLES) as u32 + TAIL;
     let silence = [0i16; FRAME_SAMPLES];
@@ -238,7 +248,7 @@ fn report(name: &str, call: &Call, lag: usize, corr: f64) {
 #[test]
 fn good_path_speech_is_heard_within_one_way_delay_plus_50_ms() {
     let source = speech();
-    let call = call("good", 1, &source, None);
+    let call = call("good", 1, &source, None, None);
     let (lag, corr) = best_lag(&source, &call.heard);
     report("good", &call, lag, corr);
     assert!(
@@ -272,9 +282,20 @@ fn good_path_speech_is_heard_within_one_way_delay_plus_50_ms() {
 #[test]
 fn lossy_path_recovers_more_than_it_conceals() {
     let source = speech();
-    let call = call("lossy-20", 2, &source, None);
+    let strict = call("lossy-20", 2, &source, None, Some(0));
+    let (lag, corr) = best_lag(&source, &strict.heard);
+    report(
+        "lossy-20, audio budget = controller target",
+        &strict,
+        lag,
+        corr,
+    );
+    let call = call("lossy-20", 2, &source, None, None);
     let (lag, corr) = best_lag(&source, &call.heard);
     report("lossy-20", &call, lag, corr);
+    // The budget floor lets the policy climb to RED, which conceals less.
+    assert!(call.alice.audio_policy_level > strict.alice.audio_policy_level);
+    assert!(call.bob.receive_loss_after_recovery < strict.bob.receive_loss_after_recovery);
     let b = &call.bob;
     assert!(
         b.receive_loss_before_recovery > 0.1,
@@ -301,7 +322,7 @@ fn mute_stops_audio_packets_and_the_remote_sees_it() {
     let source = speech();
     let source = &source[..source.len().min(6 * SAMPLE_RATE as usize)];
     let (from, to) = (Duration::from_secs(2), Duration::from_secs(4));
-    let call = call("good", 3, source, Some((from, to)));
+    let call = call("good", 3, source, Some((from, to)), None);
     // The pacer releases a packet within a tick of its capture; allow one packet interval.
     let settle = Duration::from_millis(30);
     let rtp_while_muted = call
