@@ -146,6 +146,7 @@ impl SessionConfig {
 
 /// What the application hands to [`Session::handle_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Input<'a> {
     /// A timer the session asked for ([`Output::Timeout`]) has fired.
     Timeout,
@@ -153,8 +154,9 @@ pub enum Input<'a> {
     Receive(&'a [u8]),
 }
 
-/// What [`Session::poll_output`] hands back.
+/// What [`Session::poll_output`] hands back (video frames and more will be added).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// Send this datagram to the remote. Give the buffer back with [`Session::recycle`] to
     /// spare an allocation.
@@ -486,7 +488,7 @@ impl Session {
     /// [`PipelineError::UnknownPayloadType`], or the RTP/RTCP error): it is counted and
     /// dropped, and the session goes on.
     pub fn handle_input(&mut self, input: Input<'_>, now: Instant) -> Result<()> {
-        self.advance(now);
+        let now = self.advance(now);
         let result = match input {
             Input::Timeout => Ok(()),
             Input::Receive(data) => {
@@ -514,7 +516,7 @@ impl Session {
                 expected: FRAME_SAMPLES,
             });
         }
-        self.advance(now);
+        let now = self.advance(now);
         let start = self.capture_len;
         self.capture[start..start + FRAME_SAMPLES].copy_from_slice(frame);
         let report = self
@@ -551,7 +553,7 @@ impl Session {
                 expected: FRAME_SAMPLES,
             });
         }
-        self.advance(now);
+        let now = self.advance(now);
         match self.buffer.pull(now, out) {
             Ok(info) => Ok(info),
             Err(error) => {
@@ -1376,6 +1378,22 @@ mod tests {
             "concealed {}",
             stats.receive_loss_after_recovery
         );
+    }
+
+    #[test]
+    fn time_never_goes_back() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        let later = t0 + Duration::from_secs(2);
+        s.handle_input(Input::Timeout, later).unwrap();
+        // An earlier instant is taken as the latest seen: no panic, no timeout before it.
+        s.push_audio(&tone(0), t0).unwrap();
+        s.handle_input(Input::Timeout, t0).unwrap();
+        drain(&mut s);
+        let Output::Timeout(at) = s.poll_output() else {
+            panic!("drained")
+        };
+        assert!(at >= later);
     }
 
     #[test]

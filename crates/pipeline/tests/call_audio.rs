@@ -43,6 +43,7 @@ struct Call {
     alice: SessionStats,
     bob: SessionStats,
     bob_events: Vec<(Duration, Event)>,
+    alice_events: Vec<(Duration, Event)>,
     /// (time, RTP?) of every datagram Alice sent.
     alice_sent: Vec<(Duration, bool)>,
     network_loss: f64,
@@ -75,6 +76,7 @@ fn call(
     let mut scratch = [0i16; FRAME_SAMPLES];
     let mut heard = Vec::with_capacity(source.len() + 100 * FRAME_SAMPLES);
     let mut bob_events = Vec::new();
+    let mut alice_events = Vec::new();
     let mut alice_sent = Vec::new();
     let mut alice_timeout: Instant;
     let mut bob_timeout: Instant;
@@ -91,11 +93,12 @@ fn call(
                     path.send(Direction::AToB, d.clone(), d.len() + 28, now);
                     alice.recycle(d);
                 }
-                Output::Event(_) => {}
+                Output::Event(e) => alice_events.push((now - t0, e)),
                 Output::Timeout(at) => {
                     alice_timeout = at;
                     break;
                 }
+                other => panic!("unexpected output {other:?}"),
             }
         }
         loop {
@@ -109,6 +112,7 @@ fn call(
                     bob_timeout = at;
                     break;
                 }
+                other => panic!("unexpected output {other:?}"),
             }
         }
         let next = [
@@ -167,6 +171,7 @@ fn call(
         alice: alice.stats(now),
         bob: bob.stats(now),
         bob_events,
+        alice_events,
         alice_sent,
         network_loss,
         wall: started.elapsed(),
@@ -264,7 +269,18 @@ fn good_path_speech_is_heard_within_one_way_delay_plus_50_ms() {
         ms(mouth_to_ear),
         ms(one_way)
     );
-    assert!(call.alice.rtt.is_some(), "no RTT measured");
+    // Two one-way delays of 20 ms ± 2 ms jitter, plus the time the reports wait.
+    let rtt = call.alice.rtt.expect("no RTT measured");
+    assert!(
+        rtt >= one_way * 2 && rtt <= one_way * 2 + Duration::from_millis(15),
+        "RTT {rtt:?}"
+    );
+    let speaking = call
+        .alice_events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::LocalSpeaking { speaking: true }))
+        .count();
+    assert!(speaking >= 1, "Alice never spoke");
     assert!(call.bob.receive_loss_after_recovery < 0.02);
     assert!(
         call.bob_events
