@@ -80,6 +80,10 @@ pub const RTP_OVERHEAD: usize = 12 + 4 + 8;
 /// Most transport-cc statuses kept between policy updates: 10 s of packets at 50 a second
 /// with copies, far more than one [`POLICY_INTERVAL`] holds.
 const MAX_STATUSES: usize = 1024;
+/// Sequence numbers remembered for duplicate detection: 20 s of packets at 50 a second.
+const SEEN_WINDOW: usize = 1024;
+/// Words of the [`SEEN_WINDOW`] bitmap.
+const SEEN_WORDS: usize = SEEN_WINDOW / 64;
 /// Buffers kept for reuse by the send path (packets in the pacer, copies, outputs).
 const POOL_BUFFERS: usize = 64;
 /// Opus's own algorithmic delay at 48 kHz with the VoIP application (2.5 ms look-ahead
@@ -258,7 +262,11 @@ struct Remote {
     seq: SeqNoExtender,
     first_ext: i64,
     highest_ext: i64,
+    /// Distinct sequence numbers received (copies and duplicates counted once, within
+    /// [`SEEN_WINDOW`]).
     received: u64,
+    /// Which of the last [`SEEN_WINDOW`] extended sequence numbers arrived, a bit each.
+    seen: [u64; SEEN_WORDS],
     /// For the RR's fraction lost: expected and received at the last report.
     expected_prior: i64,
     received_prior: u64,
@@ -275,6 +283,31 @@ struct Remote {
     red_depth: usize,
     /// Share of packets lost in the last report interval.
     recent_loss: f64,
+}
+
+impl Remote {
+    /// Records `ext` as arrived; true the first time it is seen. Sequence numbers older
+    /// than [`SEEN_WINDOW`] below the highest are ignored (counted neither way).
+    fn mark_seen(&mut self, ext: i64) -> bool {
+        let window = SEEN_WINDOW as i64;
+        if ext <= self.highest_ext - window {
+            return false;
+        }
+        if ext > self.highest_ext {
+            // Clear the bits of the numbers skipped over (at most a window's worth).
+            let from = (self.highest_ext + 1).max(ext - window + 1);
+            for e in from..=ext {
+                let bit = e.rem_euclid(window) as usize;
+                self.seen[bit / 64] &= !(1u64 << (bit % 64));
+            }
+            self.highest_ext = ext;
+        }
+        let bit = ext.rem_euclid(window) as usize;
+        let mask = 1u64 << (bit % 64);
+        let new = self.seen[bit / 64] & mask == 0;
+        self.seen[bit / 64] |= mask;
+        new
+    }
 }
 
 /// A sans-IO audio media session with one remote.
@@ -1086,6 +1119,7 @@ impl Session {
                     first_ext: ext,
                     highest_ext: ext - 1,
                     received: 0,
+                    seen: [0; SEEN_WORDS],
                     expected_prior: 0,
                     received_prior: 0,
                     jitter: 0.0,
@@ -1100,8 +1134,9 @@ impl Session {
             }
         };
         let ext = remote.seq.extend(seq);
-        remote.highest_ext = remote.highest_ext.max(ext);
-        remote.received += 1;
+        if remote.mark_seen(ext) {
+            remote.received += 1;
+        }
         remote.last_arrival = now;
         // RFC 3550 A.8: interarrival jitter in timestamp units.
         let arrival_ticks = (now.saturating_duration_since(self.epoch).as_secs_f64()
@@ -1378,6 +1413,41 @@ mod tests {
             "concealed {}",
             stats.receive_loss_after_recovery
         );
+    }
+
+    #[test]
+    fn copies_and_duplicates_count_once() {
+        let mut extender = SeqNoExtender::new();
+        let first = extender.extend(SeqNo(65_530));
+        let mut remote = Remote {
+            ssrc: 1,
+            seq: extender,
+            first_ext: first,
+            highest_ext: first - 1,
+            received: 0,
+            seen: [0; SEEN_WORDS],
+            expected_prior: 0,
+            received_prior: 0,
+            jitter: 0.0,
+            last_transit: None,
+            last_arrival: Instant::now(),
+            available: false,
+            loudest: None,
+            last_sr: None,
+            red_depth: 0,
+            recent_loss: 0.0,
+        };
+        // Across the wrap, with a duplicate, a gap and a late arrival.
+        let mut new = 0;
+        for seq in [65_530u16, 65_531, 65_531, 65_535, 0, 2, 1, 1, 65_532] {
+            let ext = remote.seq.extend(SeqNo(seq));
+            new += usize::from(remote.mark_seen(ext));
+        }
+        assert_eq!(new, 7);
+        assert_eq!(remote.highest_ext - remote.first_ext + 1, 9);
+        // Far beyond the window: the old bits are cleared, the number counts.
+        assert!(remote.mark_seen(remote.highest_ext + 5000));
+        assert!(!remote.mark_seen(remote.highest_ext - 2000));
     }
 
     #[test]

@@ -473,3 +473,22 @@ fn mute_stops_audio_packets_and_the_remote_sees_it() {
         "unmute seen at {back:?}"
     );
 }
+
+#[test]
+fn bursty_path_recovers_more_than_it_conceals() {
+    let source = speech();
+    let call = call("bursty-30", 4, &source, None, None);
+    let (lag, corr) = best_lag(&source, &call.heard);
+    let (seg_corr, _) = report("bursty-30", &call, lag, corr, &source);
+    let b = &call.bob;
+    assert!(
+        b.receive_loss_after_recovery < b.receive_loss_before_recovery,
+        "concealed {:.3} vs lost {:.3}",
+        b.receive_loss_after_recovery,
+        b.receive_loss_before_recovery
+    );
+    assert!(
+        seg_corr >= MIN_CORRELATION / 2.0,
+        "correlation {seg_corr:.3}"
+    );
+}
