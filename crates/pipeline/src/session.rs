@@ -63,6 +63,8 @@ pub const DEFAULT_MIN_AUDIO_BUDGET_BPS: u64 = 64_000;
 pub const REMOTE_AUDIO_TIMEOUT: Duration = Duration::from_millis(500);
 /// Interval of the remote's volume event (the 500 ms).
 pub const VOLUME_INTERVAL: Duration = Duration::from_millis(500);
+/// Interval of the [`Event::Stats`] event (the 2 s).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
 /// Window over which the actual send and receive bitrates are measured.
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Most outputs waiting to be polled; beyond it the oldest transmit is dropped and counted
@@ -159,7 +161,7 @@ pub enum Input<'a> {
 }
 
 /// What [`Session::poll_output`] hands back (video frames and more will be added).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Output {
     /// Send this datagram to the remote. Give the buffer back with [`Session::recycle`] to
@@ -173,7 +175,7 @@ pub enum Output {
 }
 
 /// Events for the application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// The remote's audio started arriving (first packet, or after a mute or outage).
@@ -199,6 +201,9 @@ pub enum Event {
         /// Whether speech is present now.
         speaking: bool,
     },
+    /// The session's statistics, every [`STATS_INTERVAL`] (the same as
+    /// [`Session::stats`] at that instant).
+    Stats(SessionStats),
 }
 
 /// Statistics of the session ([`Session::stats`]).
@@ -364,6 +369,7 @@ pub struct Session {
     next_policy: Option<Instant>,
     next_volume: Option<Instant>,
     next_rate: Option<Instant>,
+    next_stats: Option<Instant>,
     // Rates.
     bytes_sent_window: u64,
     bytes_received_window: u64,
@@ -466,6 +472,7 @@ impl Session {
             next_policy: Some(now + POLICY_INTERVAL),
             next_volume: None,
             next_rate: Some(now + RATE_WINDOW),
+            next_stats: Some(now + STATS_INTERVAL),
             bytes_sent_window: 0,
             bytes_received_window: 0,
             send_bps: 0,
@@ -822,6 +829,11 @@ impl Session {
             self.bytes_received_window = 0;
             self.next_rate = Some(now + RATE_WINDOW);
         }
+        if self.next_stats.is_some_and(|t| t <= now) {
+            let stats = self.stats(now);
+            self.push_output(Output::Event(Event::Stats(stats)));
+            self.next_stats = Some(now + STATS_INTERVAL);
+        }
         self.remote_timers(now);
         Ok(())
     }
@@ -863,6 +875,7 @@ impl Session {
             self.next_policy,
             self.next_volume,
             self.next_rate,
+            self.next_stats,
             remote_timeout,
             self.feedback.poll_timeout(),
             self.controller.poll_timeout(),

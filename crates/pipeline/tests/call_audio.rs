@@ -361,6 +361,25 @@ fn good_path_speech_is_heard_within_one_way_delay_plus_50_ms() {
         .filter(|(_, e)| matches!(e, Event::LocalSpeaking { speaking: true }))
         .count();
     assert!(speaking >= 1, "Alice never spoke");
+    // Statistics every 2 s, and the RTT in them once measured.
+    let stats: Vec<_> = call
+        .alice_events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::Stats(s) => Some((*t, *s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stats.len(),
+        5,
+        "11.4 s of call: a statistics event every 2 s"
+    );
+    assert!(
+        stats
+            .last()
+            .is_some_and(|(_, s)| s.rtt.is_some() && s.send_bps > 0)
+    );
     assert!(call.bob.receive_loss_after_recovery < 0.02);
     assert!(
         call.bob_events
@@ -445,7 +464,7 @@ fn mute_stops_audio_packets_and_the_remote_sees_it() {
         "mute: RTP packets sent in the 2 s before {rtp_before}, while muted {rtp_while_muted}; RTCP while muted {rtcp_while_muted}; events {:?}",
         call.bob_events
             .iter()
-            .filter(|(_, e)| !matches!(e, Event::RemoteVolume { .. }))
+            .filter(|(_, e)| !matches!(e, Event::RemoteVolume { .. } | Event::Stats(_)))
             .collect::<Vec<_>>()
     );
     assert!(rtp_before >= 90);
