@@ -79,6 +79,9 @@ pub const MAX_DATAGRAM_BYTES: usize = 1500;
 /// Bytes of an RTP packet besides its payload: the 12-byte header and a one-byte extension
 /// block (4-byte header, audio level 2 bytes, transport-cc 3 bytes, 3 bytes of padding).
 pub const RTP_OVERHEAD: usize = 12 + 4 + 8;
+/// Pacing rate floor as a multiple of the audio's own rate (the controller paces at 2.5×
+/// its target for the same reason: bursts leave at once).
+const AUDIO_PACING_HEADROOM: u64 = 2;
 /// Most transport-cc statuses kept between policy updates: 10 s of packets at 50 a second
 /// with copies, far more than one [`POLICY_INTERVAL`] holds.
 const MAX_STATUSES: usize = 1024;
@@ -783,6 +786,20 @@ impl Session {
         }
     }
 
+    /// The pacer's rate: the controller's, but never below [`AUDIO_PACING_HEADROOM`] times
+    /// what the audio policy sends with its RTP overhead, so that audio (the only media
+    /// here) never waits behind its own rate when its budget floor exceeds the target.
+    fn pacing_bps(&self) -> u64 {
+        let packets_per_second = u64::from(self.settings.packet_copies.max(1))
+            * u64::from(SAMPLE_RATE)
+            / PACKET_SAMPLES as u64;
+        let audio =
+            u64::from(self.settings.bitrate()) + packets_per_second * RTP_OVERHEAD as u64 * 8;
+        self.controller
+            .pacing_bps()
+            .max(audio * AUDIO_PACING_HEADROOM)
+    }
+
     /// Sends what the pacer releases, due copies, feedback, reports; runs the timers.
     fn drive(&mut self, now: Instant) -> Result<()> {
         let now = self.advance(now);
@@ -798,7 +815,7 @@ impl Session {
         // Audio only: probe clusters would need padding packets, which this slice does
         // not send; the audio rate is far below any estimate worth probing for.
         while self.controller.poll_probe().is_some() {}
-        self.pacer.set_rates(self.controller.pacing_bps(), 0);
+        self.pacer.set_rates(self.pacing_bps(), 0);
         loop {
             match self.pacer.poll(now) {
                 PacerOutput::Send { packet, .. } => self.transmit_rtp(packet, now)?,
@@ -1499,16 +1516,24 @@ mod tests {
         #[test]
         fn any_datagrams_are_survived(
             datagrams in proptest::collection::vec(
-                (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..1600)), 0..200),
+                (0u8..3, proptest::collection::vec(any::<u8>(), 0..1600)), 0..200),
         ) {
             let t0 = Instant::now();
             let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
             let mut out = [0i16; FRAME_SAMPLES];
-            for (i, (rtp, mut data)) in datagrams.into_iter().enumerate() {
-                if rtp && data.len() >= 12 {
-                    // Make about half of them parse as our RTP, so the deep paths run.
+            for (i, (kind, mut data)) in datagrams.into_iter().enumerate() {
+                // A third stay random; a third get our RTP header's first bytes and a
+                // third an RTCP header (SR, RR, SDES, BYE, APP, RTPFB, PSFB) with a length
+                // that fits, so that the deep paths run.
+                if kind == 1 && data.len() >= 12 {
                     data[0] = 0x80;
                     data[1] = if i % 2 == 0 { OPUS_PT } else { RED_PT };
+                } else if kind == 2 && data.len() >= 8 {
+                    data.truncate(data.len() / 4 * 4);
+                    data[0] = 0x80 | (data[0] & 0x1F);
+                    data[1] = 200 + (i % 7) as u8;
+                    let words = (data.len() / 4 - 1) as u16;
+                    data[2..4].copy_from_slice(&words.to_be_bytes());
                 }
                 let now = t0 + Duration::from_millis(5 * i as u64);
                 let _ = s.handle_input(Input::Receive(&data), now);
