@@ -795,3 +795,39 @@ fn start_hold_recovery_delay_and_media_time() {
             > 90
     );
 }
+
+#[test]
+fn pauses_are_edited_only_once_a_real_pause_has_been_played() {
+    // After its 3 s start hold at 100 ms, the high-quality buffer sheds the extra delay by
+    // accelerating pauses: only ones that have lasted the configured 150 ms, never the
+    // short gaps inside words.
+    let link = LinkConfig {
+        delay_ms: 40.0,
+        jitter_ms: 5.0,
+        ..LinkConfig::default()
+    };
+    let packets = packets(1000, false, false);
+    let config = AudioJitterConfig::high_quality();
+    let needed = (config.pause_before_edit.as_millis() / 10) as usize;
+    assert!(needed >= 10, "{:?}", config.pause_before_edit);
+    let run = run(&packets, link, 0.0, 20.0, config, 5);
+    let per_pull = run.audio.len() / run.pulls.len();
+    let quiet = |pull: usize| {
+        let frame = &run.audio[pull * per_pull..(pull + 1) * per_pull];
+        let energy: f64 = frame.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        energy / (frame.len() as f64) < 184.0 * 184.0
+    };
+    let edits: Vec<usize> = (0..run.pulls.len())
+        .filter(|&i| run.pulls[i].1 == Operation::Accelerate)
+        .collect();
+    assert!(!edits.is_empty(), "the start hold's extra delay is shed");
+    for &i in &edits {
+        assert!(
+            i >= needed && (i - needed..i).all(quiet),
+            "accelerated at pull {i} without {needed} quiet pulls before it"
+        );
+    }
+    // And the delay does come down (so the rule does not just stop all editing).
+    let late_target = run.pulls[1900].3;
+    assert!(late_target < Duration::from_millis(60), "{late_target:?}");
+}

@@ -301,6 +301,12 @@ pub struct RunEntry {
     pub recovered_pct: f64,
     /// Mean jitter buffer delay (arrival to playout), ms.
     pub jitter_buffer_delay_ms: f64,
+    /// Audio the buffer inserted by stretching (preemptive expansion), ms.
+    pub stretch_inserted_ms: f64,
+    /// Audio the buffer removed by stretching (acceleration), ms.
+    pub stretch_removed_ms: f64,
+    /// Runs of concealment.
+    pub concealment_events: u64,
     /// Mean mouth-to-ear delay of what was played: capture framing (20 ms), network,
     /// jitter buffer and Opus's 6.5 ms look-ahead; device buffers excluded.
     pub mouth_to_ear_ms: f64,
@@ -899,6 +905,11 @@ fn run_one(
         residual_loss_pct: 100.0 * stats.concealed_samples as f64 / played,
         recovered_pct: 100.0 * stats.recovered_samples as f64 / played,
         jitter_buffer_delay_ms: stats.mean_delay().as_secs_f64() * 1000.0,
+        stretch_inserted_ms: stats.inserted_samples_for_deceleration as f64 * 1000.0
+            / f64::from(RATE),
+        stretch_removed_ms: stats.removed_samples_for_acceleration as f64 * 1000.0
+            / f64::from(RATE),
+        concealment_events: stats.concealment_events,
         mouth_to_ear_ms: m2e_mean,
         mouth_to_ear_p95_ms: m2e_p95,
         late_pct: 100.0 * stats.late_packets as f64 / frames.len().max(1) as f64,

@@ -161,6 +161,8 @@ pub struct AudioJitterBuffer<D> {
     recent: Vec<i16>,
     decode_scratch: Vec<i16>,
     stretch_scratch: Vec<i16>,
+    /// Consecutive pulls whose output was quiet (a pause under way); saturates.
+    quiet_pulls: u32,
     merge_scratch: Vec<i16>,
 }
 
@@ -280,6 +282,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
             recent: Vec::with_capacity(stretcher.min_input() * channels),
             decode_scratch: vec![0; max_packet * channels],
             stretch_scratch: Vec::with_capacity(pending_capacity),
+            quiet_pulls: 0,
             merge_scratch: {
                 // Also the window of `expand_after_history` (up to 45 ms), so sized for it.
                 let mut scratch = Vec::with_capacity(stretcher.min_input() * 2 * channels);
@@ -518,6 +521,12 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         // Wraps like RTP timestamps do.
         let media_timestamp = (self.next_ts - self.ticks(self.pending_media())) as u32;
         let (from_packets, packet_delay) = self.emit(now, out);
+        let energy: f64 = out.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        if energy / (out.len().max(1) as f64) < QUIET_MEAN_SQUARE {
+            self.quiet_pulls = self.quiet_pulls.saturating_add(1);
+        } else {
+            self.quiet_pulls = 0;
+        }
         Ok(PullInfo {
             operation,
             samples: self.pull_len,
@@ -911,7 +920,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         let min_input = self.stretcher.min_input();
         let channels = self.channels;
         let region = start * channels..(start + len) * channels;
-        if !urgent && !self.is_quiet(start, len.min(min_input)) {
+        if !urgent && (!self.in_long_pause() || !self.is_quiet(start, len.min(min_input))) {
             return None;
         }
         let change = if len >= min_input {
@@ -957,6 +966,15 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
                 Some(Operation::PreemptiveExpand)
             }
         }
+    }
+
+    /// Whether the audio played lately has been quiet for at least the configured
+    /// [`pause_before_edit`](AudioJitterConfig::pause_before_edit).
+    fn in_long_pause(&self) -> bool {
+        let played = Duration::from_secs_f64(
+            f64::from(self.quiet_pulls) * self.pull_len as f64 / f64::from(self.sample_rate),
+        );
+        played >= self.config.pause_before_edit
     }
 
     /// Whether `len` samples of `pending` from `start` are a pause (below −45 dBFS).
