@@ -1194,6 +1194,8 @@ impl Session {
         }
         let payload = packet.payload();
         if payload_type == OPUS_PT {
+            // Plain Opus: the sender has stopped RED, so its copies are no longer waited for.
+            self.set_red_depth(0);
             self.insert(ssrc, seq, timestamp, payload, false, now)?;
             return Ok(());
         }
