@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::AbrError;
+use crate::error::{AbrError, invalid};
 
 /// Default margin above the next rung's minimum a step up needs: 15%, so a rate hovering
 /// just above a rung boundary does not climb to a rung it cannot hold.
@@ -100,13 +100,6 @@ impl Default for AllocationConfig {
 
 impl AllocationConfig {
     fn validate(&self) -> Result<(), AbrError> {
-        let invalid = |field, value: String, expected| {
-            Err(AbrError::InvalidConfig {
-                field,
-                value,
-                expected,
-            })
-        };
         if self.ladder.is_empty() || self.ladder.len() > MAX_RUNGS {
             return invalid(
                 "ladder",
@@ -127,13 +120,13 @@ impl AllocationConfig {
             );
         }
         if !(0.0..=1.0).contains(&self.up_margin) {
-            return invalid("up_margin", self.up_margin.to_string(), "0 to 1");
+            return invalid("up_margin", self.up_margin, "0 to 1");
         }
         let top = self.ladder[self.ladder.len() - 1].min_bps;
         if self.max_video_bps < top {
             return invalid(
                 "max_video_bps",
-                self.max_video_bps.to_string(),
+                self.max_video_bps,
                 "at least the top rung's min_bps",
             );
         }

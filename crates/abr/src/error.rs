@@ -24,3 +24,16 @@ pub enum AbrError {
         source: tincan_rtp::RtpError,
     },
 }
+
+/// `Err(InvalidConfig)` for a configuration check: the field, its value and what it accepts.
+pub(crate) fn invalid<T>(
+    field: &'static str,
+    value: impl ToString,
+    expected: &'static str,
+) -> Result<T, AbrError> {
+    Err(AbrError::InvalidConfig {
+        field,
+        value: value.to_string(),
+        expected,
+    })
+}

@@ -42,7 +42,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::error::AbrError;
+use crate::error::{AbrError, invalid};
 use crate::types::{PacketClass, ProbeCluster};
 
 /// Default cap on the budget, as time at the pacing rate (libwebrtc's interval budget uses a
@@ -118,17 +118,10 @@ impl Default for PacerConfig {
 
 impl PacerConfig {
     fn validate(&self) -> Result<(), AbrError> {
-        let invalid = |field, value: String, expected| {
-            Err(AbrError::InvalidConfig {
-                field,
-                value,
-                expected,
-            })
-        };
         if !(MIN_PACING_BPS..=MAX_RATE_BPS).contains(&self.start_pacing_bps) {
             return invalid(
                 "start_pacing_bps",
-                self.start_pacing_bps.to_string(),
+                self.start_pacing_bps,
                 "8000 to 1e11 bit/s",
             );
         }
@@ -140,27 +133,27 @@ impl PacerConfig {
             );
         }
         if self.max_queue_packets == 0 {
-            return invalid("max_queue_packets", "0".into(), "at least 1");
+            return invalid("max_queue_packets", "0", "at least 1");
         }
         if self.max_queue_bytes < MAX_PACKET_BYTES {
             return invalid(
                 "max_queue_bytes",
-                self.max_queue_bytes.to_string(),
+                self.max_queue_bytes,
                 "at least 65535 (one largest packet)",
             );
         }
         if self.max_queue_time.is_zero() {
-            return invalid("max_queue_time", "0".into(), "more than zero");
+            return invalid("max_queue_time", "0", "more than zero");
         }
         if !(1..=MAX_PACKET_BYTES).contains(&self.padding_packet_bytes) {
             return invalid(
                 "padding_packet_bytes",
-                self.padding_packet_bytes.to_string(),
+                self.padding_packet_bytes,
                 "1 to 65535 bytes",
             );
         }
         if self.max_probe_duration.is_zero() {
-            return invalid("max_probe_duration", "0".into(), "more than zero");
+            return invalid("max_probe_duration", "0", "more than zero");
         }
         Ok(())
     }
