@@ -735,17 +735,16 @@ fn run_one(
     let mut out = vec![0i16; PULL];
     let mut bytes = 0usize;
     let mut packets_sent = 0usize;
-    // Receiver bookkeeping for reports: which frames arrived (in any copy).
+    // Which frames arrived (in any copy or retransmission).
     let mut received = vec![false; frames.len()];
     // What the network did to every media send (originals and copies, in send order, as
     // transport-wide sequence numbers would tell): the loss reports describe the network
     // (rate and bursts), not what copies and retransmissions then repaired, or the policy
     // would step down as soon as its copies work.
-    let mut sends_arrived: Vec<bool> = Vec::with_capacity(frames.len() * 2);
-    let mut sends_at: Vec<Instant> = Vec::with_capacity(frames.len() * 2);
-    let mut report_from_send = 0usize;
-    let mut frames_received = 0usize;
+    // (send time, arrived) per media send.
+    let mut sends: Vec<(Instant, bool)> = Vec::with_capacity(frames.len() * 2);
     let mut report_from = 0usize;
+    let mut frames_received = 0usize;
     let mut next_report = t0 + FIRST_REPORT;
     // Reports on their way to the sender: (arrival at the sender, report).
     let mut reports: VecDeque<(Instant, LossReport)> = VecDeque::new();
@@ -770,9 +769,8 @@ fn run_one(
         }
         while let Some(&(at, k, trailing)) = duplicates.front().filter(|(at, ..)| *at <= now) {
             duplicates.pop_front();
-            let send = sends_at.len();
-            sends_at.push(at);
-            sends_arrived.push(false);
+            let send = sends.len();
+            sends.push((at, false));
             link.send(
                 Wire::Copy { k, trailing, send },
                 sent[k].payload.len() + 40,
@@ -787,9 +785,8 @@ fn run_one(
             let at = t0 + Duration::from_millis(20 * k as u64);
             let (payload, red) = sender.encode(k, frames[k])?;
             nack.on_sent(k, red, &payload, at)?;
-            let send = sends_at.len();
-            sends_at.push(at);
-            sends_arrived.push(false);
+            let send = sends.len();
+            sends.push((at, false));
             link.send(Wire::Media { k, send }, payload.len() + 40, at);
             bytes += payload.len();
             packets_sent += 1;
@@ -818,12 +815,12 @@ fn run_one(
             let k = match d.packet {
                 Wire::Media { k, send } => {
                     receive(&mut buffer, k, &sent[k], d.delivered_at, false);
-                    sends_arrived[send] = true;
+                    sends[send].1 = true;
                     k
                 }
                 Wire::Copy { k, trailing, send } => {
                     receive(&mut buffer, k, &sent[k], d.delivered_at, trailing);
-                    sends_arrived[send] = true;
+                    sends[send].1 = true;
                     k
                 }
                 Wire::Rtx(id) => match nack.restore(id) {
@@ -854,11 +851,9 @@ fn run_one(
         if now >= next_report {
             // Packets sent up to a one-way delay (and some jitter) ago had their chance.
             let horizon = now.saturating_duration_since(t0 + one_way + Duration::from_millis(100));
-            let upto = ((horizon.as_millis() / 20) as usize).min(sent.len());
-            let upto_send = sends_at.partition_point(|&at| at <= t0 + horizon);
-            if upto > report_from && upto_send > report_from_send {
-                let report = loss_report(&sends_arrived[report_from_send..upto_send], rtt);
-                report_from_send = upto_send;
+            let upto = sends.partition_point(|&(at, _)| at <= t0 + horizon);
+            if upto > report_from {
+                let report = loss_report(&sends[report_from..upto], rtt);
                 reports.push_back((now + one_way, report));
                 report_from = upto;
             }
@@ -922,13 +917,14 @@ fn run_one(
     })
 }
 
-/// Loss rate and mean burst length of one report interval.
-fn loss_report(received: &[bool], rtt: Duration) -> LossReport {
-    let lost = received.iter().filter(|r| !**r).count();
-    let bursts = received.windows(2).filter(|w| w[0] && !w[1]).count()
-        + usize::from(received.first() == Some(&false));
+/// Loss rate and mean burst length of one report interval's media sends, given as (send
+/// time, arrived) in send order.
+fn loss_report(sends: &[(Instant, bool)], rtt: Duration) -> LossReport {
+    let lost = sends.iter().filter(|s| !s.1).count();
+    let bursts = sends.windows(2).filter(|w| w[0].1 && !w[1].1).count()
+        + usize::from(sends.first().is_some_and(|s| !s.1));
     LossReport {
-        loss: lost as f64 / received.len().max(1) as f64,
+        loss: lost as f64 / sends.len().max(1) as f64,
         mean_burst: if bursts == 0 {
             1.0
         } else {

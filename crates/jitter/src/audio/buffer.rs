@@ -47,6 +47,16 @@ const FLOOR_TARGET_S: f64 = 0.005;
 /// Mean square below which audio counts as a pause that can be stretched inaudibly
 /// (−45 dBFS).
 const QUIET_MEAN_SQUARE: f64 = 184.0 * 184.0;
+
+/// Whether `samples` are a pause (mean square below [`QUIET_MEAN_SQUARE`]); no samples is
+/// not a pause.
+fn is_quiet(samples: &[i16]) -> bool {
+    if samples.is_empty() {
+        return false;
+    }
+    let energy: f64 = samples.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    energy / (samples.len() as f64) < QUIET_MEAN_SQUARE
+}
 /// Length of the cross-fade that merges decoded audio onto concealment.
 const MERGE_MS: usize = 3;
 /// Most segments `pending` is ever split into (decode, conceal, stretch pieces).
@@ -521,8 +531,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
         // Wraps like RTP timestamps do.
         let media_timestamp = (self.next_ts - self.ticks(self.pending_media())) as u32;
         let (from_packets, packet_delay) = self.emit(now, out);
-        let energy: f64 = out.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-        if energy / (out.len().max(1) as f64) < QUIET_MEAN_SQUARE {
+        if is_quiet(out) {
             self.quiet_pulls = self.quiet_pulls.saturating_add(1);
         } else {
             self.quiet_pulls = 0;
@@ -980,12 +989,7 @@ impl<D: AudioPacketDecoder> AudioJitterBuffer<D> {
     /// Whether `len` samples of `pending` from `start` are a pause (below −45 dBFS).
     fn is_quiet(&self, start: usize, len: usize) -> bool {
         let channels = self.channels;
-        let samples = &self.pending[start * channels..(start + len) * channels];
-        if samples.is_empty() {
-            return false;
-        }
-        let energy: f64 = samples.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-        energy / (samples.len() as f64) < QUIET_MEAN_SQUARE
+        is_quiet(&self.pending[start * channels..(start + len) * channels])
     }
 
     /// Preemptive expansion of the first `len` samples of `pending` with the end of the
