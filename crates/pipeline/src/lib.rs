@@ -35,6 +35,7 @@
 
 pub mod error;
 pub mod session;
+pub mod video;
 
 pub use error::{PipelineError, Result};
 pub use session::{

@@ -1,0 +1,124 @@
+//! The video paths against the clock: one second of a 1:1 720p30 call (camera pictures →
+//! `VideoSendPath`: encode, packetize, RTX history, FlexFEC → `VideoReceivePath`:
+//! FlexFEC, jitter buffer, depacketize, decode → pictures out), and the send side alone.
+//! An iteration is one second of video, so the real-time factor is 1 s over the time
+//! per iteration. The camera pictures (a moving pattern over a still texture with grain)
+//! are made before measuring; the network is perfect and time is virtual.
+//!
+//! `cargo bench --bench pipeline_video`
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use tincan::media::source::TestPattern;
+use tincan::media::{Resolution, VideoFrame};
+use tincan_pipeline::video::{
+    VideoReceiveConfig, VideoReceivePath, VideoSendConfig, VideoSendPath,
+};
+
+const FPS: u32 = 30;
+/// Camera pictures made up front and cycled (two seconds: the pattern keeps moving).
+const PICTURES: usize = 60;
+/// The call's target: 1280×720 at 30 fps is the default ladder's rung from 1.2 Mbit/s.
+const TARGET_BPS: u64 = 1_800_000;
+
+fn pictures() -> Vec<VideoFrame> {
+    let resolution = Resolution::P720;
+    let mut pattern = TestPattern::new(resolution, FPS);
+    let mut noise = 0x9E37_79B9_7F4A_7C15u64;
+    (0..PICTURES)
+        .map(|_| {
+            let mut frame = pattern.next_frame();
+            let stride = frame.stride(0);
+            let (width, height) = resolution.plane_size(0);
+            let luma = frame.plane_mut(0);
+            for y in 0..height {
+                for x in 0..width {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 7;
+                    noise ^= noise << 17;
+                    // Texture (fixed per position) and grain (new each picture).
+                    let texel = ((x * 7919 + y * 104_729) >> 3) as u8 & 0x3F;
+                    let grain = (noise >> 62) as u8;
+                    let pixel = &mut luma[y * stride + x];
+                    *pixel = pixel
+                        .wrapping_sub(*pixel / 4)
+                        .saturating_add(texel / 2 + grain);
+                }
+            }
+            frame
+        })
+        .collect()
+}
+
+struct Call {
+    sender: VideoSendPath,
+    receiver: VideoReceivePath,
+    pictures: Vec<VideoFrame>,
+    t0: Instant,
+    frame: u64,
+}
+
+impl Call {
+    fn new() -> Self {
+        let t0 = Instant::now();
+        let mut config = VideoSendConfig::new(1, 2, 3);
+        config.start_bps = TARGET_BPS;
+        Self {
+            sender: VideoSendPath::new(config, t0).expect("send path"),
+            receiver: VideoReceivePath::new(VideoReceiveConfig::new(9, 1, 2, 3))
+                .expect("receive path"),
+            pictures: pictures(),
+            t0,
+            frame: 0,
+        }
+    }
+
+    /// One second of video through both paths; returns the pictures shown.
+    fn second(&mut self, receive: bool) -> u64 {
+        let mut shown = 0;
+        for _ in 0..FPS {
+            let now = self.t0 + Duration::from_nanos(self.frame * 1_000_000_000 / u64::from(FPS));
+            let picture = &self.pictures[self.frame as usize % PICTURES];
+            self.sender.push_frame(picture, now).expect("encoded");
+            self.frame += 1;
+            while let Some(packet) = self.sender.poll_packet() {
+                if receive {
+                    self.receiver.handle_rtp(&packet.data, now).expect("known");
+                }
+                self.sender.recycle(packet.data);
+            }
+            if receive {
+                // The frame is due a render delay later; run the buffer past it.
+                self.receiver
+                    .handle_timeout(now + Duration::from_millis(30));
+                while let Some(frame) = self.receiver.poll_frame() {
+                    black_box(frame.frame.plane(0)[0]);
+                    shown += 1;
+                }
+            }
+        }
+        shown
+    }
+}
+
+fn video_call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_video");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    let mut call = Call::new();
+    // Warm-up outside the measurement: the first keyframe, buffers grown.
+    call.second(true);
+    group.bench_function("call_720p30_one_second", |b| {
+        b.iter(|| black_box(call.second(true)))
+    });
+    let mut send = Call::new();
+    send.second(false);
+    group.bench_function("send_720p30_one_second", |b| {
+        b.iter(|| black_box(send.second(false)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, video_call);
+criterion_main!(benches);
