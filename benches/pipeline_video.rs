@@ -5,11 +5,13 @@
 //! per iteration. The camera pictures (a moving pattern over a still texture with grain)
 //! are made before measuring; the network is perfect and time is virtual.
 //!
-//! `cargo bench --bench pipeline_video`
+//! `cargo bench --bench pipeline_video` (OpenH264 at low complexity, and at the path's
+//! default, medium, for comparison).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use tincan::codec::h264::H264Complexity;
 use tincan::media::source::TestPattern;
 use tincan::media::{Resolution, VideoFrame};
 use tincan_pipeline::video::{
@@ -60,10 +62,11 @@ struct Call {
 }
 
 impl Call {
-    fn new() -> Self {
+    fn new(complexity: H264Complexity) -> Self {
         let t0 = Instant::now();
         let mut config = VideoSendConfig::new(1, 2, 3);
         config.start_bps = TARGET_BPS;
+        config.complexity = complexity;
         Self {
             sender: VideoSendPath::new(config, t0).expect("send path"),
             receiver: VideoReceivePath::new(VideoReceiveConfig::new(9, 1, 2, 3))
@@ -106,16 +109,22 @@ fn video_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline_video");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    let mut call = Call::new();
+    let mut call = Call::new(H264Complexity::Low);
     // Warm-up outside the measurement: the first keyframe, buffers grown.
     call.second(true);
     group.bench_function("call_720p30_one_second", |b| {
         b.iter(|| black_box(call.second(true)))
     });
-    let mut send = Call::new();
+    let mut send = Call::new(H264Complexity::Low);
     send.second(false);
     group.bench_function("send_720p30_one_second", |b| {
         b.iter(|| black_box(send.second(false)))
+    });
+    // The path's default effort (OpenH264's medium), against low above.
+    let mut medium = Call::new(H264Complexity::Medium);
+    medium.second(true);
+    group.bench_function("call_720p30_one_second_medium_complexity", |b| {
+        b.iter(|| black_box(medium.second(true)))
     });
     group.finish();
 }

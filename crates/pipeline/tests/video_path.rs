@@ -601,3 +601,70 @@ fn every_packet_carries_the_transport_sequence_slot() {
     assert!(classes.contains(&tincan_abr::PacketClass::Video));
     assert!(classes.contains(&tincan_abr::PacketClass::Fec));
 }
+
+#[test]
+fn av1_by_payload_type_is_decoded_with_dav1d() {
+    // The repository's AV1 fixture (libaom, 320×180, 30 frames), packetized per the AV1
+    // RTP format and sent on the AV1 payload type: the receive path picks dav1d.
+    use tincan_media::ivf::IvfReader;
+    use tincan_pipeline::video::{DEFAULT_AV1_PT, VideoCodec};
+    use tincan_rtp::RtpPacketBuilder;
+    use tincan_rtp::payload::PayloadPackets;
+    use tincan_rtp::payload::av1::Av1Packetizer;
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/video/testsrc2_320x180_30f.ivf"
+    );
+    let mut reader = IvfReader::new(std::fs::File::open(path).expect("fixture")).expect("ivf");
+    let mut receiver = VideoReceivePath::new(VideoReceiveConfig::new(
+        RECEIVER_SSRC,
+        MEDIA_SSRC,
+        RTX_SSRC,
+        FEC_SSRC,
+    ))
+    .expect("receive path");
+    let mut packetizer = Av1Packetizer::new(1200).expect("mtu");
+    let mut payloads = PayloadPackets::new();
+    let mut packet = Vec::new();
+    let t0 = Instant::now();
+    let mut sequence = 0u16;
+    let mut shown = 0;
+    let mut now = t0;
+    for index in 0u32.. {
+        let Some(frame) = reader.read_frame().expect("frame") else {
+            break;
+        };
+        now = t0 + Duration::from_millis(33) * index;
+        packetizer
+            .packetize(&frame.data, &mut payloads)
+            .expect("packetized");
+        for (payload, marker) in payloads.iter() {
+            RtpPacketBuilder::new(DEFAULT_AV1_PT, sequence, index * 3000, MEDIA_SSRC)
+                .marker(marker)
+                .payload(payload)
+                .write_vec(&mut packet)
+                .expect("rtp");
+            sequence = sequence.wrapping_add(1);
+            receiver.handle_rtp(&packet, now).expect("known");
+        }
+        receiver.handle_timeout(now);
+        while let Some(frame) = receiver.poll_frame() {
+            assert_eq!(frame.codec, VideoCodec::Av1);
+            assert_eq!(
+                frame.frame.resolution(),
+                Resolution::new(320, 180).expect("valid")
+            );
+            shown += 1;
+        }
+    }
+    receiver.handle_timeout(now + Duration::from_millis(500));
+    while receiver.poll_frame().is_some() {
+        shown += 1;
+    }
+    let stats = receiver.stats(now);
+    assert_eq!(stats.codec, VideoCodec::Av1);
+    assert_eq!(stats.decode_errors, 0);
+    assert_eq!(stats.frames_decoded, 30);
+    assert_eq!(shown, 30);
+}
