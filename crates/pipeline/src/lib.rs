@@ -34,10 +34,16 @@
 //! ```
 
 pub mod error;
+pub mod mixer;
+pub mod quality;
+mod receivers;
+mod remote;
 pub mod session;
+pub mod speaker;
 
 pub use error::{PipelineError, Result};
+pub use quality::NetworkQuality;
 pub use session::{
-    Event, FRAME_SAMPLES, Input, Output, PACKET_SAMPLES, SAMPLE_RATE, Session, SessionConfig,
-    SessionStats,
+    Event, FRAME_SAMPLES, Input, MAX_REMOTES, Output, PACKET_SAMPLES, RemoteParticipant,
+    RemoteStats, SAMPLE_RATE, Session, SessionConfig, SessionStats,
 };
