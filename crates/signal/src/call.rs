@@ -312,6 +312,9 @@ pub enum CallPhase {
     Calling,
     /// This device was invited and rings.
     Ringing,
+    /// This device accepted and waits for a participant to confirm it is in the call
+    /// (a `call_state` listing it); it repeats `accept` until then.
+    Connecting,
     /// This device asked to join a call by id and waits for a participant's answer.
     Joining,
     /// This device is in the call.
@@ -324,6 +327,7 @@ impl CallPhase {
             CallPhase::Idle => "idle",
             CallPhase::Calling => "calling",
             CallPhase::Ringing => "ringing",
+            CallPhase::Connecting => "connecting",
             CallPhase::Joining => "joining",
             CallPhase::Active => "in a call",
         }
@@ -585,24 +589,19 @@ impl CallMachine {
         Ok(call_id)
     }
 
-    /// Accepts the call this device rings for.
+    /// Accepts the call this device rings for. The call begins
+    /// ([`CallEvent::CallBegins`]) when a participant confirms it (normally one round trip
+    /// later); without a confirmation within the keepalive deadline it ends with
+    /// [`EndReason::ConnectionLost`].
     pub fn accept(&mut self, now: Instant) -> Result<(), CallError> {
         let interval = self.config.keepalive_interval;
+        let deadline = self.config.keepalive_deadline;
         let call = self.call_in(CallPhase::Ringing, "accept")?;
-        call.phase = CallPhase::Active;
-        call.ring_deadline = None;
-        call.began_at = Some(now);
+        call.phase = CallPhase::Connecting;
+        call.ring_deadline = Some(now + deadline);
         call.next_keepalive = now + interval;
-        for member in call.members.values_mut() {
-            if let MemberState::Joined { last_heard, .. } = member {
-                *last_heard = now;
-            }
-        }
-        let (call_id, media) = (call.id.clone(), call.media);
-        self.send(Message::Accept {
-            call_id: call_id.clone(),
-        });
-        self.event(CallEvent::CallBegins { call_id, media });
+        let call_id = call.id.clone();
+        self.send(Message::Accept { call_id });
         Ok(())
     }
 
@@ -654,6 +653,14 @@ impl CallMachine {
                     None,
                     now,
                 );
+                Ok(())
+            }
+            CallPhase::Connecting => {
+                let message = Message::HangUp {
+                    call_id,
+                    reason: None,
+                };
+                self.end(EndReason::HangUp, Some(message.clone()), Some(message), now);
                 Ok(())
             }
             CallPhase::Active => {
@@ -880,7 +887,10 @@ impl CallMachine {
             self.stats.stale += 1;
             let keeps_alive = matches!(
                 envelope.message,
-                Message::CallState { .. } | Message::Ringing { .. } | Message::Join { .. }
+                Message::CallState { .. }
+                    | Message::Ringing { .. }
+                    | Message::Join { .. }
+                    | Message::Accept { .. }
             );
             if keeps_alive && from.user != self.config.endpoint.user {
                 self.repair(ended, now);
@@ -952,6 +962,19 @@ impl CallMachine {
                 let message = Message::NoAnswer { call_id };
                 self.end(
                     EndReason::NoAnswer,
+                    Some(message.clone()),
+                    Some(message),
+                    now,
+                );
+                return;
+            }
+            CallPhase::Connecting if call.ring_deadline.is_some_and(|d| now >= d) => {
+                let message = Message::HangUp {
+                    call_id,
+                    reason: Some(EndReason::ConnectionLost),
+                };
+                self.end(
+                    EndReason::ConnectionLost,
                     Some(message.clone()),
                     Some(message),
                     now,
@@ -1178,6 +1201,9 @@ impl CallMachine {
             CallPhase::Joining => Message::Join {
                 call_id: call.id.clone(),
             },
+            CallPhase::Connecting => Message::Accept {
+                call_id: call.id.clone(),
+            },
             CallPhase::Calling | CallPhase::Active => {
                 let mut members = vec![Member {
                     user: me.user,
@@ -1392,7 +1418,9 @@ impl CallMachine {
         let phase = self.phase();
         let loses = match phase {
             CallPhase::Ringing => true,
-            CallPhase::Active | CallPhase::Joining => *sibling < self.config.endpoint.device,
+            CallPhase::Active | CallPhase::Joining | CallPhase::Connecting => {
+                *sibling < self.config.endpoint.device
+            }
             CallPhase::Idle | CallPhase::Calling => false,
         };
         if loses {
@@ -1509,7 +1537,7 @@ impl CallMachine {
                 };
                 self.end(reason, Some(message.clone()), Some(message), now);
             }
-            CallPhase::Ringing => {
+            CallPhase::Ringing | CallPhase::Connecting => {
                 let reason = if reason == EndReason::HangUp {
                     EndReason::Cancelled
                 } else {
@@ -1545,6 +1573,10 @@ impl CallMachine {
                     self.sibling_in_call(&from.device, now);
                 } else if phase != CallPhase::Joining {
                     self.member_joined(&from.user, Some(&from.device), now);
+                    // Confirm: the accepting device begins when it sees itself listed.
+                    if self.phase() == CallPhase::Active {
+                        self.send_keepalive();
+                    }
                 }
             }
             Message::Join { .. } => {
@@ -1581,6 +1613,13 @@ impl CallMachine {
                 }
                 if phase == CallPhase::Joining {
                     self.begin_joined(from, *media, room_id, members, now);
+                } else if phase == CallPhase::Connecting {
+                    let listed = members
+                        .iter()
+                        .any(|m| m.user == me.user && m.device.as_ref() == Some(&me.device));
+                    if listed && joined_device {
+                        self.begin_connected(*media, now);
+                    }
                 } else if invited || !joined_device {
                     // An invitee in the call (its accept was lost), or a participant
                     // this device has not heard join.
@@ -1781,6 +1820,40 @@ impl CallMachine {
             // A repeated invite for the current call, or server messages handled
             // elsewhere.
             _ => self.stats.stale += 1,
+        }
+    }
+
+    fn begin_connected(&mut self, media: MediaType, now: Instant) {
+        let interval = self.config.keepalive_interval;
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        call.phase = CallPhase::Active;
+        call.ring_deadline = None;
+        call.began_at = Some(now);
+        call.media = media;
+        call.next_keepalive = now + interval;
+        for member in call.members.values_mut() {
+            if let MemberState::Joined { last_heard, .. } = member {
+                *last_heard = now;
+            }
+        }
+        let call_id = call.id.clone();
+        let joined: Vec<UserId> = call
+            .members
+            .iter()
+            .filter(|(_, m)| matches!(m, MemberState::Joined { .. }))
+            .map(|(u, _)| u.clone())
+            .collect();
+        self.event(CallEvent::CallBegins {
+            call_id: call_id.clone(),
+            media,
+        });
+        for user in joined {
+            self.event(CallEvent::UserJoined {
+                call_id: call_id.clone(),
+                user,
+            });
         }
     }
 

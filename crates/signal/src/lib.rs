@@ -18,9 +18,22 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use tincan_signal::call::{CallEvent, CallMachine, CallMachineConfig, CallRequest};
+//! use tincan_signal::call::{CallEvent, CallMachine, CallMachineConfig, CallPhase, CallRequest};
 //! use tincan_signal::protocol::{DeviceId, EndReason, Endpoint, MediaType, UserId};
-//! use tincan_signal::transport::{MemoryHub, flush, receive_all};
+//! use tincan_signal::transport::{MemoryHub, MemoryTransport, flush, receive_all};
+//! use tincan_signal::TransportError;
+//!
+//! /// One turn of a device: take in what arrived, send what it has to say.
+//! fn turn(
+//!     machine: &mut CallMachine,
+//!     link: &mut MemoryTransport,
+//!     events: &mut Vec<CallEvent>,
+//!     now: Instant,
+//! ) -> Result<(), TransportError> {
+//!     receive_all(machine, link, now)?;
+//!     flush(machine, link, events)?;
+//!     Ok(())
+//! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let alice_id = Endpoint::new(UserId::new("alice")?, DeviceId::new("laptop")?);
@@ -34,26 +47,26 @@
 //! let start = Instant::now();
 //!
 //! // Alice calls; Bob's device rings.
-//! let call_id = alice.call(CallRequest::new(vec![bob_id.user.clone()], MediaType::Audio), start)?;
-//! flush(&mut alice, &mut alice_link, &mut alice_events)?;
-//! receive_all(&mut bob, &mut bob_link, start)?;
-//! flush(&mut bob, &mut bob_link, &mut bob_events)?;
+//! let request = CallRequest::new(vec![bob_id.user.clone()], MediaType::Audio);
+//! let call_id = alice.call(request, start)?;
+//! turn(&mut alice, &mut alice_link, &mut alice_events, start)?;
+//! turn(&mut bob, &mut bob_link, &mut bob_events, start)?;
+//! assert_eq!(bob.phase(), CallPhase::Ringing);
 //! assert!(matches!(&bob_events[0], CallEvent::CallReceived { caller, .. } if caller.as_str() == "alice"));
 //!
-//! // Bob accepts; the call begins on both sides.
+//! // Bob accepts; Alice confirms; the call begins on both sides.
 //! let answered = start + Duration::from_secs(3);
 //! bob.accept(answered)?;
-//! flush(&mut bob, &mut bob_link, &mut bob_events)?;
-//! receive_all(&mut alice, &mut alice_link, answered)?;
-//! flush(&mut alice, &mut alice_link, &mut alice_events)?;
-//! assert!(alice_events.iter().any(|e| matches!(e, CallEvent::CallBegins { .. })));
+//! turn(&mut bob, &mut bob_link, &mut bob_events, answered)?;
+//! turn(&mut alice, &mut alice_link, &mut alice_events, answered)?;
+//! turn(&mut bob, &mut bob_link, &mut bob_events, answered)?;
+//! assert_eq!((alice.phase(), bob.phase()), (CallPhase::Active, CallPhase::Active));
 //!
 //! // A minute later Alice hangs up; Bob's call ends too.
 //! let later = answered + Duration::from_secs(60);
 //! alice.hang_up(later)?;
-//! flush(&mut alice, &mut alice_link, &mut alice_events)?;
-//! receive_all(&mut bob, &mut bob_link, later)?;
-//! flush(&mut bob, &mut bob_link, &mut bob_events)?;
+//! turn(&mut alice, &mut alice_link, &mut alice_events, later)?;
+//! turn(&mut bob, &mut bob_link, &mut bob_events, later)?;
 //! assert!(bob_events.iter().any(|e| matches!(e,
 //!     CallEvent::CallEnds { call_id: id, reason: EndReason::HangUp, duration }
 //!         if *id == call_id && *duration == Duration::from_secs(60))));
