@@ -1962,3 +1962,277 @@ struct Invitation {
     invited: Vec<UserId>,
     user_data: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(user: &str, device: &str) -> Endpoint {
+        Endpoint::new(UserId::new(user).unwrap(), DeviceId::new(device).unwrap())
+    }
+
+    fn machine(user: &str, device: &str) -> CallMachine {
+        CallMachine::new(CallMachineConfig::new(endpoint(user, device), 9)).unwrap()
+    }
+
+    fn call_id(id: &str) -> CallId {
+        CallId::new(id).unwrap()
+    }
+
+    fn envelope(from: &Endpoint, id: &str, seq: u64, message: Message) -> Envelope {
+        Envelope {
+            id: MessageId::new(id).unwrap(),
+            seq,
+            from: Some(from.clone()),
+            message,
+        }
+    }
+
+    fn invite(id: &str, callees: &[&str]) -> Message {
+        Message::Invite {
+            call_id: call_id(id),
+            room_id: RoomId::new("room").unwrap(),
+            media: MediaType::Audio,
+            callees: callees.iter().map(|c| UserId::new(*c).unwrap()).collect(),
+            group_id: None,
+            ring_timeout_ms: 30_000,
+            user_data: None,
+        }
+    }
+
+    fn drain(machine: &mut CallMachine) -> (Vec<Envelope>, Vec<CallEvent>, Option<Instant>) {
+        let (mut sent, mut events) = (Vec::new(), Vec::new());
+        loop {
+            match machine.poll_output() {
+                Output::Send(envelope) => sent.push(envelope),
+                Output::Event(event) => events.push(event),
+                Output::Timeout(at) => return (sent, events, Some(at)),
+                Output::Idle => return (sent, events, None),
+            }
+        }
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let mut config = CallMachineConfig::new(endpoint("a", "1"), 0);
+        config.keepalive_deadline = config.keepalive_interval;
+        assert!(matches!(
+            CallMachine::new(config),
+            Err(CallError::InvalidConfig {
+                field: "keepalive_deadline",
+                ..
+            })
+        ));
+        let mut config = CallMachineConfig::new(endpoint("a", "1"), 0);
+        config.ring_timeout = Duration::from_millis(10);
+        assert!(CallMachine::new(config).is_err());
+    }
+
+    #[test]
+    fn ringing_device_times_out_at_the_invite_ring_timeout() {
+        let start = Instant::now();
+        let mut bob = machine("bob", "1");
+        let alice = endpoint("alice", "1");
+        bob.handle_message(&envelope(&alice, "m1", 1, invite("c1", &["bob"])), start);
+        let (sent, events, timer) = drain(&mut bob);
+        assert!(matches!(sent[0].message, Message::Ringing { .. }));
+        assert!(matches!(events[0], CallEvent::CallReceived { .. }));
+        // The next timer is the ringing repeat, then the ring timeout.
+        assert_eq!(timer, Some(start + Duration::from_secs(5)));
+        bob.handle_timeout(start + Duration::from_secs(30));
+        let (sent, events, timer) = drain(&mut bob);
+        assert!(matches!(sent[0].message, Message::NoAnswer { .. }));
+        assert!(matches!(
+            events[0],
+            CallEvent::CallEnds {
+                reason: EndReason::NoAnswer,
+                ..
+            }
+        ));
+        assert_eq!(timer, None);
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_reordering_counted() {
+        let start = Instant::now();
+        let mut bob = machine("bob", "1");
+        let alice = endpoint("alice", "1");
+        let first = envelope(&alice, "m5", 5, invite("c1", &["bob"]));
+        bob.handle_message(&first, start);
+        bob.handle_message(&first, start);
+        assert_eq!(bob.stats().duplicates, 1);
+        let older = envelope(
+            &alice,
+            "m4",
+            4,
+            Message::Ringing {
+                call_id: call_id("c1"),
+            },
+        );
+        bob.handle_message(&older, start);
+        assert_eq!(bob.stats().out_of_order, 1);
+        let (_, events, _) = drain(&mut bob);
+        assert_eq!(events.len(), 1, "one CallReceived: {events:?}");
+    }
+
+    #[test]
+    fn a_second_invite_gets_busy_and_the_first_call_goes_on() {
+        let start = Instant::now();
+        let mut bob = machine("bob", "1");
+        let (alice, carol) = (endpoint("alice", "1"), endpoint("carol", "1"));
+        bob.handle_message(&envelope(&alice, "a1", 1, invite("c1", &["bob"])), start);
+        bob.handle_message(&envelope(&carol, "c1", 1, invite("c2", &["bob"])), start);
+        let (sent, events, _) = drain(&mut bob);
+        assert!(sent.iter().any(|e| e.message
+            == Message::Busy {
+                call_id: call_id("c2")
+            }));
+        assert!(events.iter().any(
+            |e| matches!(e, CallEvent::MissedWhileBusy { call_id, .. } if call_id.as_str() == "c2")
+        ));
+        assert_eq!(bob.call_id(), Some(&call_id("c1")));
+        assert_eq!(bob.stats().busy_replies, 1);
+        // Carol's keepalive for the refused call gets the busy again (a repair).
+        let state = Message::CallState {
+            call_id: call_id("c2"),
+            room_id: RoomId::new("room").unwrap(),
+            media: MediaType::Audio,
+            members: Vec::new(),
+        };
+        bob.handle_message(&envelope(&carol, "c2", 2, state.clone()), start);
+        // Within the repair interval the repeat is not repeated.
+        bob.handle_message(&envelope(&carol, "c3", 3, state), start);
+        let (sent, _, _) = drain(&mut bob);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].message,
+            Message::Busy {
+                call_id: call_id("c2")
+            }
+        );
+        assert_eq!(bob.stats().repairs, 1);
+    }
+
+    #[test]
+    fn stale_messages_for_unknown_calls_are_counted() {
+        let start = Instant::now();
+        let mut bob = machine("bob", "1");
+        let alice = endpoint("alice", "1");
+        let message = Message::Accept {
+            call_id: call_id("nope"),
+        };
+        bob.handle_message(&envelope(&alice, "x", 1, message), start);
+        assert_eq!(bob.stats().stale, 1);
+        assert_eq!(drain(&mut bob), (Vec::new(), Vec::new(), None));
+        // Server messages without a sender are only taken for what the server may say.
+        let forged = Envelope {
+            id: MessageId::new("y").unwrap(),
+            seq: 1,
+            from: None,
+            message: Message::Accept {
+                call_id: call_id("nope"),
+            },
+        };
+        bob.handle_message(&forged, start);
+        assert_eq!(bob.stats().unattributed, 1);
+    }
+
+    #[test]
+    fn actions_in_the_wrong_state_are_refused() {
+        let now = Instant::now();
+        let mut alice = machine("alice", "1");
+        assert_eq!(alice.accept(now), Err(CallError::NoCall));
+        assert_eq!(alice.hang_up(now), Err(CallError::NoCall));
+        let me = CallRequest::new(vec![UserId::new("alice").unwrap()], MediaType::Audio);
+        assert_eq!(alice.call(me, now), Err(CallError::CalleeIsSelf));
+        let many = (0..16)
+            .map(|i| UserId::new(format!("u{i}")).unwrap())
+            .collect();
+        assert!(matches!(
+            alice.call(CallRequest::new(many, MediaType::Audio), now),
+            Err(CallError::TooManyParticipants { count: 17, max: 16 })
+        ));
+        let bob = CallRequest::new(vec![UserId::new("bob").unwrap()], MediaType::Audio);
+        alice.call(bob, now).unwrap();
+        assert!(matches!(
+            alice.accept(now),
+            Err(CallError::WrongState {
+                action: "accept",
+                state: "calling"
+            })
+        ));
+        assert!(matches!(
+            alice.switch_media(MediaType::Audio, now),
+            Err(CallError::WrongState { .. })
+        ));
+    }
+
+    #[test]
+    fn concurrent_accepts_keep_the_smaller_device() {
+        let start = Instant::now();
+        let alice = endpoint("alice", "1");
+        let mut bob_b = machine("bob", "b");
+        let mut bob_a = machine("bob", "a");
+        for bob in [&mut bob_a, &mut bob_b] {
+            bob.handle_message(&envelope(&alice, "i", 1, invite("c1", &["bob"])), start);
+            bob.accept(start).unwrap();
+            drain(bob);
+        }
+        let accept = |device: &str| {
+            envelope(
+                &endpoint("bob", device),
+                "acc",
+                1,
+                Message::Accept {
+                    call_id: call_id("c1"),
+                },
+            )
+        };
+        bob_b.handle_message(&accept("a"), start);
+        bob_a.handle_message(&accept("b"), start);
+        assert_eq!(bob_b.phase(), CallPhase::Idle);
+        assert_eq!(bob_a.phase(), CallPhase::Connecting);
+        let (_, events, _) = drain(&mut bob_b);
+        assert!(matches!(
+            events[0],
+            CallEvent::CallEnds {
+                reason: EndReason::AnsweredElsewhere,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let start = Instant::now();
+        let mut config = CallMachineConfig::new(endpoint("bob", "1"), 1);
+        config.max_remembered_ids = 8;
+        config.max_ended_calls = 4;
+        config.max_queued_outputs = 16;
+        let mut bob = CallMachine::new(config).unwrap();
+        let alice = endpoint("alice", "1");
+        for i in 0..100u64 {
+            let call = format!("c{i}");
+            bob.handle_message(
+                &envelope(&alice, &format!("i{i}"), i * 2, invite(&call, &["bob"])),
+                start,
+            );
+            bob.handle_message(
+                &envelope(
+                    &alice,
+                    &format!("x{i}"),
+                    i * 2 + 1,
+                    Message::Cancel {
+                        call_id: call_id(&call),
+                    },
+                ),
+                start,
+            );
+        }
+        assert!(bob.seen.len() <= 8 && bob.seen_order.len() <= 8);
+        assert!(bob.ended.len() <= 4);
+        assert!(bob.outputs.len() <= 16);
+        assert!(bob.stats().dropped_outputs > 0);
+        assert_eq!(bob.phase(), CallPhase::Idle);
+    }
+}
