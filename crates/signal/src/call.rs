@@ -346,7 +346,8 @@ pub struct CallStats {
     pub out_of_order: u64,
     /// Call messages for an ended or unknown call, ignored.
     pub stale: u64,
-    /// Envelopes without a sender that only a participant may send, ignored.
+    /// Envelopes ignored for their sender: participant messages without one, or server
+    /// messages (`error`, `end_by_server`) with one.
     pub unattributed: u64,
     /// Messages that are not the machine's business (login, presence, ping), ignored.
     pub not_for_calls: u64,
@@ -876,7 +877,8 @@ impl CallMachine {
             return;
         };
         if let Message::Error { .. } | Message::EndByServer { .. } = envelope.message {
-            self.handle_server_message(&envelope.message, now);
+            // Only the server sends these, and its own messages carry no sender.
+            self.stats.unattributed += 1;
             return;
         }
         if self.call.as_ref().is_some_and(|c| &c.id == call_id) {
@@ -2135,6 +2137,38 @@ mod tests {
         };
         bob.handle_message(&forged, start);
         assert_eq!(bob.stats().unattributed, 1);
+    }
+
+    #[test]
+    fn only_the_server_ends_a_call_from_outside() {
+        let start = Instant::now();
+        let mut bob = machine("bob", "1");
+        let alice = endpoint("alice", "1");
+        bob.handle_message(&envelope(&alice, "i", 1, invite("c1", &["bob"])), start);
+        let end = Message::EndByServer {
+            call_id: call_id("c1"),
+            reason: None,
+        };
+        // A device forging the server's message is ignored...
+        bob.handle_message(&envelope(&alice, "f", 2, end.clone()), start);
+        assert_eq!(bob.phase(), CallPhase::Ringing);
+        assert_eq!(bob.stats().unattributed, 1);
+        // ...the server's own (no sender) ends the call.
+        let from_server = Envelope {
+            id: MessageId::new("s1").unwrap(),
+            seq: 1,
+            from: None,
+            message: end,
+        };
+        bob.handle_message(&from_server, start);
+        let (_, events, _) = drain(&mut bob);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            CallEvent::CallEnds {
+                reason: EndReason::EndedByServer,
+                ..
+            }
+        )));
     }
 
     #[test]
