@@ -795,6 +795,14 @@ struct WireOut<'a> {
 }
 
 #[derive(Deserialize)]
+struct WireHeader {
+    #[serde(default)]
+    v: Option<serde_json::Value>,
+    #[serde(default, rename = "type")]
+    kind: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
 struct WireIn {
     id: MessageId,
     seq: u64,
@@ -857,27 +865,25 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, ProtocolError> {
             max: MAX_ENVELOPE_BYTES,
         });
     }
-    // First as a generic value, so a missing or wrong version and an unknown type get
-    // their own errors instead of serde's generic "unknown variant".
-    let value: serde_json::Value =
+    // First only the version and the type (every other field skipped unread), so a
+    // missing or wrong version and an unknown type get their own errors instead of serde's
+    // generic "unknown variant"; then the whole envelope.
+    let header: WireHeader =
         serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed {
             reason: e.to_string(),
         })?;
-    let object = value.as_object().ok_or_else(|| ProtocolError::Malformed {
-        reason: String::from("not a JSON object"),
-    })?;
-    match object.get("v") {
+    match header.v {
         None => return Err(ProtocolError::MissingVersion),
         Some(v) => match v.as_u64() {
             Some(PROTOCOL_VERSION) => {}
             _ => {
                 return Err(ProtocolError::UnsupportedVersion {
-                    version: v.to_string(),
+                    version: v.to_string().chars().take(MAX_ID_BYTES).collect(),
                 });
             }
         },
     }
-    let kind = match object.get("type") {
+    let kind = match header.kind {
         Some(serde_json::Value::String(kind)) => kind,
         Some(_) => {
             return Err(ProtocolError::Malformed {
@@ -895,7 +901,7 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, ProtocolError> {
             kind: kind.chars().take(MAX_ID_BYTES).collect(),
         });
     }
-    let wire: WireIn = serde_json::from_value(value).map_err(|e| ProtocolError::Malformed {
+    let wire: WireIn = serde_json::from_slice(bytes).map_err(|e| ProtocolError::Malformed {
         reason: e.to_string(),
     })?;
     let envelope = Envelope {
