@@ -7,6 +7,7 @@
 
 mod demo;
 mod lab;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measurement labs: engine crates over emulated networks, with tables and JSON.
     Lab(lab::LabArgs),
+    /// Simulate a whole call of 2 to 16 participants over emulated networks, faster than
+    /// real time: WAVs of what each said and heard, a JSON and HTML report.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Lab(args) => lab::run(&args).map_err(|e| e as Box<dyn std::error::Error>),
+        Command::Sim(args) => sim::run(&args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
