@@ -4,8 +4,12 @@
 use std::time::{Duration, Instant};
 
 use tincan_abr::{FeedbackConfig, FeedbackGenerator};
+use tincan_codec::CodecError;
 use tincan_codec::opus::{DredDecoder, OpusDecoder};
-use tincan_jitter::{AudioJitterBuffer, AudioJitterConfig, OpusPacketDecoder, PullInfo};
+use tincan_jitter::{
+    AudioJitterBuffer, AudioJitterConfig, AudioPacketDecoder, OpusPacketDecoder, PullInfo,
+    RecoverySource,
+};
 use tincan_media::{Channels, SeqNo, SeqNoExtender};
 
 use crate::error::Result;
@@ -73,7 +77,8 @@ pub struct RemoteStats {
     pub rtt: Option<Duration>,
     /// Share of its audio packets lost on the network (by RTP sequence numbers).
     pub receive_loss_before_recovery: f64,
-    /// Share of its played samples that were concealed.
+    /// Share of its played samples that were concealed audibly (as
+    /// [`SessionStats::receive_loss_after_recovery`](crate::SessionStats::receive_loss_after_recovery)).
     pub receive_loss_after_recovery: f64,
     /// Interarrival jitter of its stream (RFC 3550), seconds.
     pub jitter: f64,
@@ -166,6 +171,54 @@ impl RtpState {
     }
 }
 
+/// The remote's Opus decoder, with concealment made silent while the remote is quiet (see
+/// [`RemoteStream::set_quiet`]).
+#[derive(Debug)]
+pub(crate) struct RemoteDecoder {
+    opus: OpusPacketDecoder,
+    quiet: bool,
+}
+
+impl AudioPacketDecoder for RemoteDecoder {
+    fn sample_rate(&self) -> u32 {
+        self.opus.sample_rate()
+    }
+    fn channels(&self) -> usize {
+        self.opus.channels()
+    }
+    fn packet_samples(&self, payload: &[u8]) -> Option<usize> {
+        self.opus.packet_samples(payload)
+    }
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        self.opus.decode(payload, out)
+    }
+    fn conceal(&mut self, samples: usize, out: &mut [i16]) -> Result<usize, CodecError> {
+        if self.quiet {
+            let len = (samples * self.opus.channels()).min(out.len());
+            out[..len].fill(0);
+            return Ok(len / self.opus.channels().max(1));
+        }
+        self.opus.conceal(samples, out)
+    }
+    fn recover(
+        &mut self,
+        next_payload: &[u8],
+        next_id: u64,
+        offset: usize,
+        samples: usize,
+        out: &mut [i16],
+    ) -> Result<Option<RecoverySource>, CodecError> {
+        self.opus
+            .recover(next_payload, next_id, offset, samples, out)
+    }
+    fn is_dtx(&self, payload: &[u8]) -> bool {
+        self.opus.is_dtx(payload)
+    }
+    fn reset(&mut self) {
+        self.opus.reset();
+    }
+}
+
 /// Counters at the last quality evaluation, for the interval's figures.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct QualityPrior {
@@ -186,6 +239,11 @@ pub(crate) struct RemoteStream {
     /// Last datagram of any kind (RTP or RTCP) from it.
     pub(crate) last_heard: Option<Instant>,
     pub(crate) available: bool,
+    /// The last packet's primary frame was a DTX frame: the sender is silent and sends
+    /// only comfort-noise updates.
+    pub(crate) in_dtx: bool,
+    /// The last packet was quiet (see [`RemoteStream::set_quiet`]).
+    pub(crate) quiet: bool,
     /// Loudest level (lowest -dBov) since the last volume event.
     pub(crate) loudest: Option<u8>,
     pub(crate) next_volume: Option<Instant>,
@@ -196,7 +254,7 @@ pub(crate) struct RemoteStream {
     pub(crate) red_depth: usize,
     /// Share of packets lost in the last report interval.
     pub(crate) recent_loss: f64,
-    pub(crate) buffer: AudioJitterBuffer<OpusPacketDecoder>,
+    pub(crate) buffer: AudioJitterBuffer<RemoteDecoder>,
     pub(crate) feedback: FeedbackGenerator,
     /// Playout volume 0-100.
     pub(crate) volume: u8,
@@ -236,6 +294,10 @@ impl RemoteStream {
         let mut decoder = OpusPacketDecoder::new(OpusDecoder::new(SAMPLE_RATE, Channels::Mono)?)
             .with_dred(DredDecoder::new(SAMPLE_RATE)?)?;
         decoder.decoder_mut().set_complexity(DECODER_COMPLEXITY)?;
+        let decoder = RemoteDecoder {
+            opus: decoder,
+            quiet: false,
+        };
         let buffer = AudioJitterBuffer::new(decoder, jitter.clone())?;
         let feedback = FeedbackGenerator::new(FeedbackConfig {
             sender_ssrc: local_ssrc,
@@ -250,6 +312,8 @@ impl RemoteStream {
             last_arrival: None,
             last_heard: None,
             available: false,
+            in_dtx: false,
+            quiet: false,
             loudest: None,
             next_volume: None,
             last_volume: 0,
@@ -279,6 +343,38 @@ impl RemoteStream {
     /// Whether `ssrc` is one of its streams.
     pub(crate) fn owns(&self, ssrc: u32) -> bool {
         self.participant.audio_ssrc == ssrc || self.participant.video_ssrc == Some(ssrc)
+    }
+
+    /// Notes whether the last packet was quiet: a DTX frame, or one its sender marked as
+    /// no voice at [`DTX_GATE_LEVEL`](crate::session::DTX_GATE_LEVEL) or below (comfort-noise
+    /// updates, the silence before DTX starts). While quiet, concealment is silence and the
+    /// decoder runs at complexity 0: comfort noise (and the deep PLC, complexity ≥ 5, which
+    /// runs a neural network per 10 ms) for up to 15 silent remotes was most of a 16-party
+    /// call's time, for audio the mixer skips anyway (a quiet stream is below
+    /// [`SILENT_LEVEL`](crate::mixer::SILENT_LEVEL) by construction: the sender sends
+    /// digital silence below -50 dBov). Decoding packets is bit-exact at any complexity;
+    /// the first voiced packet brings the deep PLC and real concealment back.
+    pub(crate) fn set_quiet(&mut self, quiet: bool) -> Result<()> {
+        if quiet != self.quiet {
+            self.quiet = quiet;
+            let complexity = if quiet { 0 } else { DECODER_COMPLEXITY };
+            let decoder = self.buffer.decoder_mut();
+            decoder.quiet = quiet;
+            decoder.opus.decoder_mut().set_complexity(complexity)?;
+        }
+        Ok(())
+    }
+
+    /// When its audio counts as unavailable without further packets.
+    pub(crate) fn audio_deadline(&self) -> Option<Instant> {
+        let timeout = if self.in_dtx {
+            crate::session::DTX_AUDIO_TIMEOUT
+        } else {
+            crate::session::REMOTE_AUDIO_TIMEOUT
+        };
+        self.last_arrival
+            .filter(|_| self.available)
+            .map(|t| t + timeout)
     }
 
     pub(crate) fn heard(&mut self, now: Instant) {

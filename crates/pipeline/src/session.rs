@@ -63,6 +63,17 @@ pub const DEFAULT_MIN_AUDIO_BUDGET_BPS: u64 = 64_000;
 /// that even 20% random loss (a run of 25 losses has probability 0.2^25) never triggers it,
 /// while a mute is seen within half a second.
 pub const REMOTE_AUDIO_TIMEOUT: Duration = Duration::from_millis(500);
+/// Silence after which a remote in DTX counts as unavailable: two and a half of the
+/// encoder's 400 ms comfort-noise update intervals.
+pub const DTX_AUDIO_TIMEOUT: Duration = Duration::from_millis(1000);
+/// With DTX on, microphone frames without speech at or below this level (-dBov) are sent
+/// as digital silence so that Opus's DTX starts: -50 dBov is the level of a quiet room
+/// after noise suppression, 25 dB below speech.
+pub const DTX_GATE_LEVEL: u8 = 50;
+/// While the microphone is silent in DTX, one DTX frame is sent every this many packets
+/// (400 ms, the interval of Opus's own comfort-noise updates) so that receivers keep the
+/// stream available.
+pub const DTX_KEEPALIVE_PACKETS: u32 = 20;
 /// Interval of the remote's volume event (the 500 ms).
 pub const VOLUME_INTERVAL: Duration = Duration::from_millis(500);
 /// Interval of the [`Event::Stats`] event (the 2 s).
@@ -123,6 +134,11 @@ pub struct SessionConfig {
     /// remote (default on, so that a 1:1 call needs no signalling of the remote's SSRC).
     /// Off, such packets are refused ([`PipelineError::UnknownRemote`]) and counted.
     pub accept_undeclared_remotes: bool,
+    /// Opus discontinuous transmission (default on): in silence the encoder sends a
+    /// comfort-noise update every 400 ms instead of a packet every 20 ms, so receivers
+    /// decode (and relays forward) almost nothing for the silent participants of a group
+    /// call. Receivers play comfort noise in the gaps.
+    pub dtx: bool,
 }
 
 impl SessionConfig {
@@ -135,6 +151,7 @@ impl SessionConfig {
             jitter: AudioJitterConfig::default(),
             min_audio_budget_bps: DEFAULT_MIN_AUDIO_BUDGET_BPS,
             accept_undeclared_remotes: true,
+            dtx: true,
         }
     }
 
@@ -148,6 +165,12 @@ impl SessionConfig {
     /// Turns noise suppression on or off (default on).
     pub fn with_denoise(mut self, denoise: bool) -> Self {
         self.denoise = denoise;
+        self
+    }
+
+    /// Turns DTX on or off (default on).
+    pub fn with_dtx(mut self, dtx: bool) -> Self {
+        self.dtx = dtx;
         self
     }
 
@@ -192,8 +215,9 @@ pub enum Event {
         /// The remote stream's SSRC.
         ssrc: u32,
     },
-    /// No audio from a remote for [`REMOTE_AUDIO_TIMEOUT`]: muted, gone, or the path is
-    /// down (also when the remote is removed while its audio arrives).
+    /// No audio from a remote for [`REMOTE_AUDIO_TIMEOUT`] ([`DTX_AUDIO_TIMEOUT`] while it
+    /// is in DTX): muted, gone, or the path is down (also when the remote is removed while
+    /// its audio arrives).
     RemoteAudioUnavailable {
         /// The remote stream's SSRC.
         ssrc: u32,
@@ -245,7 +269,9 @@ pub struct SessionStats {
     pub rtt: Option<Duration>,
     /// Share of the remotes' audio packets lost on the network (by RTP sequence numbers).
     pub receive_loss_before_recovery: f64,
-    /// Share of played samples that were concealed (lost even after FEC, RED, DRED).
+    /// Share of played samples that were concealed audibly (lost even after FEC, RED,
+    /// DRED; WebRTC's `concealedSamples - silentConcealedSamples`: comfort noise in DTX
+    /// and concealment faded to silence are no loss one hears).
     pub receive_loss_after_recovery: f64,
     /// Share of our packets a receiver reported lost (last RR fraction lost, worst).
     pub send_loss_reported: f64,
@@ -330,6 +356,17 @@ pub struct Session {
     opus: Vec<u8>,
     copy: Vec<u8>,
     muted: bool,
+    /// The last frame was a DTX frame.
+    last_dtx: bool,
+    /// Frames have been skipped (mute, DTX) since the last packet.
+    send_gap: bool,
+    /// Consecutive microphone frames the DTX gate turned into silence.
+    gated_frames: u32,
+    /// The encoder's last DTX frame, sent again while silent.
+    dtx_frame: [u8; 2],
+    dtx_frame_len: usize,
+    /// Packets not sent since the last one sent (DTX).
+    packets_skipped: u32,
     sequence: u16,
     timestamp: u32,
     transport_seq: u16,
@@ -391,7 +428,7 @@ impl Session {
     pub fn new(config: SessionConfig, now: Instant) -> Result<Self> {
         let policy = AudioPolicy::new(AudioPolicyConfig::default());
         let settings = *policy.current();
-        let opus_config = OpusConfig::new(SAMPLE_RATE, Channels::Mono);
+        let opus_config = OpusConfig::new(SAMPLE_RATE, Channels::Mono).with_dtx(config.dtx);
         let voice = VoiceProcessor::new(
             &VoiceConfig::new(SAMPLE_RATE, Channels::Mono).with_bypass(!config.denoise),
         )?;
@@ -423,6 +460,12 @@ impl Session {
             opus: vec![0; MAX_PAYLOAD_BYTES],
             copy: vec![0; MAX_PAYLOAD_BYTES],
             muted: false,
+            last_dtx: false,
+            send_gap: false,
+            gated_frames: 0,
+            dtx_frame: [0; 2],
+            dtx_frame_len: 0,
+            packets_skipped: 0,
             // Any start will do; a fixed one keeps tests deterministic. Real deployments
             // randomise sequence and timestamp starts (RFC 3550 §5.1) in the signalling
             // layer that picks SSRCs.
@@ -636,6 +679,15 @@ impl Session {
                 speaking: report.speaking,
             }));
         }
+        // With DTX, quiet frames without speech become digital silence: room noise would
+        // otherwise keep Opus's own voice detector active and DTX would never start, so
+        // every silent participant of a group call would cost every receiver a decoder.
+        if self.config.dtx && !report.speaking && report.audio_level >= DTX_GATE_LEVEL {
+            self.capture[start..start + FRAME_SAMPLES].fill(0);
+            self.gated_frames = self.gated_frames.saturating_add(1);
+        } else {
+            self.gated_frames = 0;
+        }
         // The local participant competes for active speaker unless muted.
         self.speakers.observe(
             self.config.local_ssrc,
@@ -745,7 +797,8 @@ impl Session {
             lost += l;
             expected += e;
             let js = remote.buffer.stats();
-            concealed += js.concealed_samples;
+            concealed +=
+                js.concealed_samples - js.silent_concealed_samples.min(js.concealed_samples);
             played += js.total_samples_received;
             jitter = jitter.max(remote.jitter_seconds());
             buffer_delay = buffer_delay.max(js.mean_delay().as_secs_f64());
@@ -854,7 +907,9 @@ impl Session {
             audio_available: remote.available,
             rtt: self.remote_rtt(remote),
             receive_loss_before_recovery: if expected > 0.0 { lost / expected } else { 0.0 },
-            receive_loss_after_recovery: js.concealed_samples as f64
+            receive_loss_after_recovery: (js.concealed_samples
+                - js.silent_concealed_samples.min(js.concealed_samples))
+                as f64
                 / js.total_samples_received.max(1) as f64,
             jitter: remote.jitter_seconds(),
             jitter_buffer_delay: js.mean_delay().as_secs_f64(),
@@ -915,23 +970,58 @@ impl Session {
 
     /// Encodes the captured 20 ms and queues its packet (and copies) for the pacer.
     fn packetize(&mut self, level: u8, now: Instant) -> Result<()> {
-        let len = self.encoder.encode(&self.capture, &mut self.opus)?;
         let settings = self.settings;
-        // The copy encoder codes every frame while RED copies are cheaper than the
-        // primary, so that its state is warm when a frame is needed.
         let cheap_copies = settings.red_depth > 0 && settings.red_bitrate < settings.opus_bitrate;
-        let copy_len = if cheap_copies {
-            self.copy_encoder.encode(&self.capture, &mut self.copy)?
+        // Digital silence once the encoder is in DTX: its output is known (the DTX frame
+        // again, with a comfort-noise update of silence now and then), so the encoders
+        // are not run; a DTX frame goes out every [`DTX_KEEPALIVE_PACKETS`] so that the
+        // receivers keep the stream available. (The encoders' state is that of silence
+        // already: they coded the silence that led into DTX.)
+        let silent = self.config.dtx
+            && self.last_dtx
+            && self.gated_frames >= (PACKET_SAMPLES / FRAME_SAMPLES) as u32
+            && self.dtx_frame_len > 0;
+        let (len, copy_len) = if silent {
+            let len = self.dtx_frame_len;
+            self.opus[..len].copy_from_slice(&self.dtx_frame[..len]);
+            self.copy[..len].copy_from_slice(&self.dtx_frame[..len]);
+            (len, len)
         } else {
-            0
+            let len = self.encoder.encode(&self.capture, &mut self.opus)?;
+            // The copy encoder codes every frame while RED copies are cheaper than the
+            // primary, so that its state is warm when a frame is needed.
+            let copy_len = if cheap_copies {
+                self.copy_encoder.encode(&self.capture, &mut self.copy)?
+            } else {
+                0
+            };
+            if len <= self.dtx_frame.len() {
+                self.dtx_frame[..len].copy_from_slice(&self.opus[..len]);
+                self.dtx_frame_len = len;
+            }
+            (len, copy_len)
         };
-        if self.muted {
-            // Muted: nothing leaves, but the RTP clock runs on (RFC 3550: the timestamp
-            // counts sampling instants, sent or not), and the RED history is dropped so
-            // that no stale frame travels after the unmute.
-            self.red = RedEncoder::new(settings.red_depth)?;
+        // DTX: Opus codes silence as 1-2 byte frames; the first is sent (it tells the
+        // receiver to play comfort noise), the rest are not, except the encoder's own
+        // comfort-noise updates (full frames every 400 ms), as libwebrtc does.
+        let dtx_frame = self.config.dtx && len <= 2;
+        let skip = dtx_frame
+            && self.last_dtx
+            && (!silent || self.packets_skipped + 1 < DTX_KEEPALIVE_PACKETS);
+        self.last_dtx = dtx_frame;
+        self.packets_skipped = if skip { self.packets_skipped + 1 } else { 0 };
+        if self.muted || skip {
+            // Nothing leaves, but the RTP clock runs on (RFC 3550: the timestamp counts
+            // sampling instants, sent or not), and the RED history is dropped (once per
+            // gap) so that no stale frame travels after the gap: RED blocks then never
+            // span one, and the receiver's sequence arithmetic for them holds.
+            if !self.send_gap {
+                self.red = RedEncoder::new(settings.red_depth)?;
+                self.send_gap = true;
+            }
             return Ok(());
         }
+        self.send_gap = false;
         let mut payload = self.buffer();
         let payload_type = if settings.red_depth == 0 {
             payload.extend_from_slice(&self.opus[..len]);
@@ -1101,11 +1191,7 @@ impl Session {
             let mut events: [Option<Event>; 2] = [None, None];
             let remote = &mut self.remotes[i];
             let ssrc = remote.ssrc();
-            if remote.available
-                && remote
-                    .last_arrival
-                    .is_some_and(|t| now.saturating_duration_since(t) >= REMOTE_AUDIO_TIMEOUT)
-            {
+            if remote.audio_deadline().is_some_and(|t| t <= now) {
                 remote.available = false;
                 remote.loudest = None;
                 remote.next_volume = None;
@@ -1219,15 +1305,10 @@ impl Session {
 
     fn next_deadline(&self) -> Instant {
         let now = self.now;
-        let remotes = self.remotes.iter().flat_map(|r| {
-            [
-                r.next_volume,
-                r.last_arrival
-                    .filter(|_| r.available)
-                    .map(|t| t + REMOTE_AUDIO_TIMEOUT),
-                r.feedback.poll_timeout(),
-            ]
-        });
+        let remotes = self
+            .remotes
+            .iter()
+            .flat_map(|r| [r.next_volume, r.audio_deadline(), r.feedback.poll_timeout()]);
         [
             self.next_rtcp,
             self.next_policy,
@@ -1554,6 +1635,9 @@ impl Session {
             rtp.jitter += (d - rtp.jitter) / 16.0;
         }
         rtp.last_transit = Some(transit);
+        let quiet = known
+            .audio_level
+            .is_some_and(|l| !l.voice && l.level() >= DTX_GATE_LEVEL);
         if let Some(level) = known.audio_level {
             let (value, voice) = (level.level(), level.voice);
             remote.loudest = Some(remote.loudest.map_or(value, |l| l.min(value)));
@@ -1569,6 +1653,8 @@ impl Session {
         let payload = packet.payload();
         if payload_type == OPUS_PT {
             // Plain Opus: the sender has stopped RED, so its copies are no longer waited for.
+            self.remotes[index].in_dtx = payload.len() <= 2;
+            self.remotes[index].set_quiet(quiet || payload.len() <= 2)?;
             self.set_red_depth(index, 0);
             self.insert(index, seq, timestamp, payload, false, now)?;
             return Ok(());
@@ -1589,6 +1675,8 @@ impl Session {
         }
         self.set_red_depth(index, depth);
         let primary = red.primary().data;
+        self.remotes[index].in_dtx = primary.len() <= 2;
+        self.remotes[index].set_quiet(quiet || primary.len() <= 2)?;
         if !primary.is_empty() {
             self.insert(index, seq, timestamp, primary, false, now)?;
         }
@@ -1821,6 +1909,92 @@ mod tests {
             "concealed {}",
             stats.receive_loss_after_recovery
         );
+    }
+
+    /// An RTP packet from `ssrc` as a remote would send it.
+    fn rtp_from(ssrc: u32, sequence: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        RtpPacketBuilder::new(OPUS_PT, sequence, u32::from(sequence) * 960, ssrc)
+            .payload(&[0x78, 1, 2, 3])
+            .write_vec(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn remotes_are_bounded_declared_and_removed() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        for ssrc in 100..100 + MAX_REMOTES as u32 {
+            s.handle_input(Input::Receive(&rtp_from(ssrc, 0)), t0)
+                .unwrap();
+        }
+        assert_eq!(s.remote_ssrcs().count(), MAX_REMOTES);
+        assert!(matches!(
+            s.handle_input(Input::Receive(&rtp_from(999, 0)), t0),
+            Err(PipelineError::TooManyRemotes {
+                ssrc: 999,
+                limit: MAX_REMOTES
+            })
+        ));
+        assert!(matches!(
+            s.add_remote(RemoteParticipant::new(998)),
+            Err(PipelineError::TooManyRemotes { .. })
+        ));
+        let stats = s.stats(t0);
+        assert_eq!((stats.refused_packets, stats.bad_datagrams), (1, 0));
+        assert!(s.remove_remote(100));
+        assert!(!s.remove_remote(100));
+        s.add_remote(RemoteParticipant::new(998)).unwrap();
+        assert!(s.remote_stats(t0).any(|r| r.ssrc == 998 && r.declared));
+        assert!(s.remote_stats(t0).any(|r| r.ssrc == 101 && !r.declared));
+        assert!(matches!(
+            s.set_remote_volume(5, 50),
+            Err(PipelineError::UnknownRemote { ssrc: 5 })
+        ));
+        assert!(s.set_remote_volume(998, 101).is_err());
+        s.set_remote_volume(998, 0).unwrap();
+        assert!(
+            s.remote_stats(t0)
+                .any(|r| r.ssrc == 998 && r.playout_volume == 0)
+        );
+        // Undeclared SSRCs refused when so configured.
+        let mut strict = Session::new(
+            SessionConfig::new(1).with_accept_undeclared_remotes(false),
+            t0,
+        )
+        .unwrap();
+        assert!(matches!(
+            strict.handle_input(Input::Receive(&rtp_from(7, 0)), t0),
+            Err(PipelineError::UnknownRemote { ssrc: 7 })
+        ));
+        strict.add_remote(RemoteParticipant::new(7)).unwrap();
+        strict
+            .handle_input(Input::Receive(&rtp_from(7, 1)), t0)
+            .unwrap();
+        assert_eq!(strict.stats(t0).refused_packets, 1);
+    }
+
+    #[test]
+    fn a_rejoin_starts_fresh() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        s.add_remote(RemoteParticipant::new(5)).unwrap();
+        for seq in 0..20 {
+            s.handle_input(Input::Receive(&rtp_from(5, seq)), t0)
+                .unwrap();
+        }
+        assert_eq!(s.remote_stats(t0).next().unwrap().packets_received, 20);
+        s.add_remote(RemoteParticipant::new(5)).unwrap();
+        let fresh = s.remote_stats(t0).next().unwrap();
+        assert_eq!(fresh.packets_received, 0);
+        assert!(!fresh.audio_available);
+        // Its audio was arriving: the application hears that it went.
+        let mut unavailable = false;
+        while let Some(o) = s.outputs.pop_front() {
+            unavailable |= matches!(o, Output::Event(Event::RemoteAudioUnavailable { ssrc: 5 }));
+        }
+        assert!(unavailable);
     }
 
     #[test]

@@ -352,7 +352,8 @@ fn good_path_speech_is_heard_within_one_way_delay_plus_50_ms() {
     // Two one-way delays of 20 ms ± 2 ms jitter, plus the time the reports wait.
     let rtt = call.alice.rtt.expect("no RTT measured");
     assert!(
-        rtt >= one_way * 2 && rtt <= one_way * 2 + Duration::from_millis(15),
+        rtt >= one_way * 2 - Duration::from_millis(4)
+            && rtt <= one_way * 2 + Duration::from_millis(15),
         "RTT {rtt:?}"
     );
     let speaking = call
