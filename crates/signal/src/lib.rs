@@ -2,7 +2,7 @@
 //! make.
 //!
 //! - [`protocol`]: the versioned JSON messages (`docs/PROTOCOL.md` documents the wire
-//!   format for other implementations), [`parse`](protocol::parse) with size, version and
+//!   format for other implementations), [`parse`] with size, version and
 //!   field limits, and [`Envelope::to_json`](protocol::Envelope::to_json).
 //! - [`call`]: [`CallMachine`], the sans-IO call state machine of one device: caller and
 //!   callee roles, 1:1 and group calls, ring timeout, busy, several devices per user,

@@ -387,3 +387,60 @@ fn bad_frames_get_error_replies_and_the_call_goes_on() {
     assert_eq!(world.machine("alice").phase(), CallPhase::Active);
     assert_eq!(world.machine("bob").phase(), CallPhase::Active);
 }
+
+#[test]
+fn invitee_still_ringing_stops_when_the_call_ends() {
+    let mut world = World::new(&["alice", "bob", "carol"]);
+    call(&mut world, "alice", &["bob"], MediaType::Audio);
+    world.act("bob", |m, now| m.accept(now)).unwrap();
+    world
+        .act("alice", |m, now| m.invite(vec![user("carol")], now))
+        .unwrap();
+    assert_eq!(world.machine("carol").phase(), CallPhase::Ringing);
+    world.advance(secs(5));
+    // Bob leaves: Alice is alone, the call ends, and Carol stops ringing.
+    world.act("bob", |m, now| m.hang_up(now)).unwrap();
+    assert_eq!(world.end_reasons("alice"), vec![EndReason::HangUp]);
+    assert_eq!(world.end_reasons("carol"), vec![EndReason::Cancelled]);
+}
+
+#[test]
+fn media_params_reach_the_other_side() {
+    use tincan_signal::protocol::{CodecParams, MediaTransport, Ssrcs};
+    let mut world = World::new(&["alice", "bob"]);
+    call(&mut world, "alice", &["bob"], MediaType::Video);
+    let transport = MediaTransport {
+        address: String::from("127.0.0.1"),
+        port: 40_002,
+        codecs: vec![CodecParams {
+            name: String::from("opus"),
+            payload_type: 111,
+            clock_rate: 48_000,
+            channels: Some(2),
+        }],
+        ssrcs: Ssrcs {
+            audio: Some(7),
+            video: Some(8),
+            rtx: Some(9),
+            fec: None,
+        },
+        key: None,
+    };
+    let sent = transport.clone();
+    world
+        .act("alice", |m, now| m.send_media_params(sent, now))
+        .unwrap();
+    assert!(world.has_event("bob", |e| matches!(
+        e,
+        CallEvent::RemoteMediaParams { from, transport: t, .. }
+            if from.user.as_str() == "alice" && **t == transport
+    )));
+    // Out-of-range parameters are refused before anything is sent.
+    let mut bad = transport.clone();
+    bad.port = 0;
+    assert!(
+        world
+            .act("alice", |m, now| m.send_media_params(bad, now))
+            .is_err()
+    );
+}
