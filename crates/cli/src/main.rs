@@ -1,9 +1,10 @@
 //! The `tincan` command.
 //!
-//! `tincan demo` is the main job until the call simulator lands: it runs every codec on real
-//! and synthetic media and prints quality and speed. `tincan lab …` runs measurement labs
-//! (`tincan lab jitter`: the audio jitter buffer over emulated networks). Later issues add
-//! `sim` and `serve`.
+//! `tincan sim` is the main job: a whole call of 2 to 16 participants over emulated
+//! networks, faster than real time, with what each heard and a report (`docs/SIM.md`).
+//! `tincan demo` runs every codec on real and synthetic media and prints quality and speed.
+//! `tincan lab …` runs measurement labs (`tincan lab jitter`: the audio jitter buffer over
+//! emulated networks). A later issue adds `serve`.
 
 mod demo;
 mod lab;
