@@ -1998,6 +1998,40 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_remote_goes_down_and_its_quality_is_reported() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        s.add_remote(RemoteParticipant::new(5)).unwrap();
+        let mut qualities = Vec::new();
+        for k in 0..550u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(k));
+            // Packets for 2 s, then nothing.
+            if k < 100 {
+                s.handle_input(Input::Receive(&rtp_from(5, k)), now)
+                    .unwrap();
+            } else {
+                s.handle_input(Input::Timeout, now).unwrap();
+            }
+            while let Some(o) = s.outputs.pop_front() {
+                if let Output::Event(Event::NetworkQuality { ssrc: 5, quality }) = o {
+                    qualities.push((now - t0, quality));
+                }
+            }
+        }
+        // Measured while packets came, down once nothing came for DOWN_AFTER.
+        assert!(
+            matches!(qualities.first(), Some((_, q)) if *q != NetworkQuality::Down),
+            "{qualities:?}"
+        );
+        let (at, last) = *qualities.last().unwrap();
+        assert_eq!(last, NetworkQuality::Down);
+        assert!(at >= Duration::from_secs(2) + DOWN_AFTER && at <= Duration::from_secs(10));
+        let stats = s.remote_stats(t0 + Duration::from_secs(11)).next().unwrap();
+        assert_eq!(stats.quality, NetworkQuality::Down);
+        assert_eq!(stats.mos, None);
+    }
+
+    #[test]
     fn time_never_goes_back() {
         let t0 = Instant::now();
         let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
