@@ -383,6 +383,8 @@ pub struct Session {
     mixer: Mixer,
     speakers: ActiveSpeakerDetector,
     local_quality: NetworkQuality,
+    /// What [`Session::jitter_stats`] returns before there is a remote.
+    no_jitter_stats: tincan_jitter::AudioJitterStats,
     // Timers.
     next_rtcp: Option<Instant>,
     next_policy: Option<Instant>,
@@ -486,6 +488,7 @@ impl Session {
             mixer: Mixer::new(),
             speakers: ActiveSpeakerDetector::new(),
             local_quality: NetworkQuality::Unknown,
+            no_jitter_stats: tincan_jitter::AudioJitterStats::default(),
             next_rtcp: Some(now + RTCP_INTERVAL),
             next_policy: Some(now + POLICY_INTERVAL),
             next_rate: Some(now + RATE_WINDOW),
@@ -843,10 +846,12 @@ impl Session {
             .map(move |r| self.remote_stats_of(r, now))
     }
 
-    /// The jitter buffer statistics (WebRTC names) of the first remote; see
-    /// [`remote_jitter_stats`](Self::remote_jitter_stats) for the others.
-    pub fn jitter_stats(&self) -> Option<&tincan_jitter::AudioJitterStats> {
-        self.remotes.first().map(|r| r.buffer.stats())
+    /// The jitter buffer statistics (WebRTC names) of the first remote (all zero before
+    /// there is one); see [`remote_jitter_stats`](Self::remote_jitter_stats) for the others.
+    pub fn jitter_stats(&self) -> &tincan_jitter::AudioJitterStats {
+        self.remotes
+            .first()
+            .map_or(&self.no_jitter_stats, |r| r.buffer.stats())
     }
 
     /// The jitter buffer statistics of the remote `audio_ssrc`.
