@@ -67,13 +67,12 @@ impl WsTransport {
     /// Connects to `url` (`ws://host:port/ws`) and logs `endpoint` in with `token`;
     /// returns once the server answered `login_result`.
     pub async fn connect(url: &str, endpoint: Endpoint, token: &str) -> Result<Self, WsError> {
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(url)
-                .await
-                .map_err(|e| WsError::Connect {
-                    url: url.to_owned(),
-                    reason: e.to_string(),
-                })?;
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .map_err(|e| WsError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
         let login = Envelope::new(
             MessageId::new("login")?,
             0,

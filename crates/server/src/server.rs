@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router as HttpRouter};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -217,6 +218,10 @@ impl Server {
         let timers = tokio::spawn(run_timers(shared.clone(), config.max_tick));
         let mut stopped = shutdown.clone();
         let task = tokio::spawn(async move {
+            // Signalling frames are small and latency matters more than packing.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|s| *s).await;

@@ -177,7 +177,7 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(server: &ServerHandle) -> Raw {
-        let (socket, _) = tokio_tungstenite::connect_async(server.ws_url())
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(server.ws_url(), None, true)
             .await
             .unwrap();
         Raw { socket }
