@@ -8,6 +8,7 @@
 
 mod demo;
 mod lab;
+mod serve;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,10 @@ enum Command {
     /// Simulate a whole call of 2 to 16 participants over emulated networks, faster than
     /// real time: WAVs of what each said and heard, a JSON and HTML report.
     Sim(sim::SimArgs),
+    /// Run the signalling server standalone (WebSocket and HTTP endpoints; docs/SERVER.md).
+    Serve(serve::ServeArgs),
+    /// Mint a login token for a user with the server secret.
+    Token(serve::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Lab(args) => lab::run(&args).map_err(|e| e as Box<dyn std::error::Error>),
         Command::Sim(args) => sim::run(&args).map_err(Into::into),
+        Command::Serve(args) => serve::run_serve(&args),
+        Command::Token(args) => serve::run_token(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
