@@ -10,9 +10,14 @@
 //! - [`fec`]: loss recovery: RTX, FlexFEC, the adaptive audio redundancy policy;
 //! - [`denoise`]: voice processing: RNNoise noise suppression, voice activity, levels, AGC;
 //! - [`abr`]: congestion control (transport-cc feedback, a GCC-style controller), the
-//!   pacer and the audio/video bitrate allocation.
+//!   pacer and the audio/video bitrate allocation;
+//! - [`pipeline`]: the sans-IO media session of one call participant (1:1 and groups of up
+//!   to 16: voice processing, Opus with loss recovery, RTP/RTCP, congestion control,
+//!   jitter buffers, mixing, active speaker, statistics);
+//! - [`signal`]: the signalling protocol and the sans-IO call state machine per device.
 //!
-//! The crates still to come (pipeline, signalling) are listed in `docs/ARCHITECTURE.md`.
+//! The engine API that brings signalling, media sessions and sockets together is still to
+//! come (`docs/ARCHITECTURE.md`); the server is the `tincan-server` crate.
 //!
 //! ```
 //! use tincan::media::{AudioFormat, AudioFrame};
@@ -28,4 +33,6 @@ pub use tincan_fec as fec;
 pub use tincan_jitter as jitter;
 pub use tincan_media as media;
 pub use tincan_netsim as netsim;
+pub use tincan_pipeline as pipeline;
 pub use tincan_rtp as rtp;
+pub use tincan_signal as signal;

@@ -62,7 +62,8 @@ usage: cargo xtask <task>
 tasks:
   deps          install what is missing (system packages; cargo-fuzz with --fuzz)
   test          deps, then every test of the workspace
-  demo          deps, then the main job (tincan demo, release build)
+  demo          deps, then the main job: `tincan sim` on a 1:1 call over good and over
+                lossy-20 and a 4-party call over 4g (release build), with a summary table
   bench         deps, then every criterion bench
   fuzz [SECS]   deps, then every fuzz target for SECS seconds each (default 60)
   ci            what .ci/run does: fmt check, clippy -D warnings, rustdoc -D warnings, tests,
@@ -291,18 +292,142 @@ fn test() -> TaskResult {
     Ok(())
 }
 
+/// The showcase of `cargo xtask demo`: (folder, participants, profile, simulated seconds).
+const DEMO_CALLS: &[(&str, &str, &str, &str)] = &[
+    ("1to1-good", "2", "good", "30"),
+    ("1to1-lossy-20", "2", "lossy-20", "30"),
+    ("4party-4g", "4", "4g", "33"),
+];
+
+/// One line of a `summary.tsv` that `tincan sim` writes: a direction of a call.
+struct DemoDirection {
+    from: String,
+    to: String,
+    m2e_median_ms: Option<f64>,
+    loss_before: Option<f64>,
+    loss_after: Option<f64>,
+    mos: Option<f64>,
+    times_real_time: Option<f64>,
+}
+
+/// Reads `summary.tsv` (header, then one tab-separated line per direction).
+fn read_summary(path: &Path) -> Result<Vec<DemoDirection>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| format!("{}: no column {name}", path.display()))
+    };
+    let (from, to, m2e, before, after, mos, speed) = (
+        column("from")?,
+        column("to")?,
+        column("m2e_median_ms")?,
+        column("loss_before_recovery")?,
+        column("loss_after_recovery")?,
+        column("mos")?,
+        column("times_real_time")?,
+    );
+    let number =
+        |cell: Option<&&str>| cell.and_then(|c| c.trim_end_matches('%').parse::<f64>().ok());
+    Ok(lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split('\t').collect();
+            DemoDirection {
+                from: cells.get(from).unwrap_or(&"?").to_string(),
+                to: cells.get(to).unwrap_or(&"?").to_string(),
+                m2e_median_ms: number(cells.get(m2e)),
+                loss_before: number(cells.get(before)),
+                loss_after: number(cells.get(after)),
+                mos: number(cells.get(mos)),
+                times_real_time: number(cells.get(speed)),
+            }
+        })
+        .collect())
+}
+
+fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let values: Vec<f64> = values.flatten().collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The main job: `tincan sim` (release) on the showcase calls, then one summary table.
+/// Extra arguments go to every call (e.g. `--seed 3`).
 fn demo(extra: &[String]) -> TaskResult {
-    let mut args = vec![
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "tincan-cli",
-        "--",
-        "demo",
-    ];
-    args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    cargo(&["build", "--release", "--quiet", "-p", "tincan-cli"])?;
+    let root = workspace_root();
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("release").join("tincan");
+    let binary = binary.to_string_lossy().into_owned();
+    let mut rows = Vec::new();
+    for (name, participants, profile, seconds) in DEMO_CALLS {
+        let out = target.join("demo").join(name);
+        let out_arg = out.to_string_lossy().into_owned();
+        let mut args = vec![
+            "sim",
+            "--participants",
+            participants,
+            "--profile",
+            profile,
+            "--duration",
+            seconds,
+            "--out",
+            out_arg.as_str(),
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        run_in(&root, &binary, &args, &[])?;
+        let directions = read_summary(&out.join("summary.tsv"))?;
+        rows.push((*participants, *profile, directions, out.join("report.html")));
+    }
+    println!();
+    println!(
+        "{:<6} {:<9} {:<44} {:>8} {:>8} {:>5} {:>7}  report",
+        "people", "profile", "mouth-to-ear median (measured)", "before", "after", "MOS", "speed"
+    );
+    for (participants, profile, directions, report) in &rows {
+        let m2e: Vec<String> = directions
+            .iter()
+            .map(|d| {
+                let ms = d
+                    .m2e_median_ms
+                    .map_or_else(|| "-".into(), |v| format!("{v:.0}"));
+                format!("{}>{} {ms}", d.from, d.to)
+            })
+            .collect();
+        let percent = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.2}%"));
+        // Wrap the per-direction delays, four to a line.
+        let chunks: Vec<String> = m2e.chunks(4).map(|c| c.join(", ")).collect();
+        for (k, chunk) in chunks.iter().enumerate() {
+            if k == 0 {
+                println!(
+                    "{:<6} {:<9} {:<44} {:>8} {:>8} {:>5} {:>7}  {}",
+                    participants,
+                    profile,
+                    chunk,
+                    percent(mean(directions.iter().map(|d| d.loss_before))),
+                    percent(mean(directions.iter().map(|d| d.loss_after))),
+                    mean(directions.iter().map(|d| d.mos))
+                        .map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+                    directions
+                        .first()
+                        .and_then(|d| d.times_real_time)
+                        .map_or_else(|| "-".into(), |v| format!("{v:.1}x")),
+                    report.display()
+                );
+            } else {
+                println!("{:<6} {:<9} {chunk}", "", "");
+            }
+        }
+    }
+    println!(
+        "\nmouth-to-ear: median over 1 s speech windows, from the audio (ms); loss before and \
+         after recovery and MOS: mean over the directions; speed: times real time."
+    );
+    Ok(())
 }
 
 fn fuzz_targets() -> Result<Vec<String>, String> {

@@ -1,12 +1,15 @@
 //! The `tincan` command.
 //!
-//! `tincan demo` is the main job until the call simulator lands: it runs every codec on real
-//! and synthetic media and prints quality and speed. `tincan lab …` runs measurement labs
-//! (`tincan lab jitter`: the audio jitter buffer over emulated networks). Later issues add
-//! `sim` and `serve`.
+//! `tincan sim` is the main job: a whole call of 2 to 16 participants over emulated
+//! networks, faster than real time, with what each heard and a report (`docs/SIM.md`).
+//! `tincan demo` runs every codec on real and synthetic media and prints quality and speed.
+//! `tincan lab …` runs measurement labs (`tincan lab jitter`: the audio jitter buffer over
+//! emulated networks). A later issue adds `serve`.
 
 mod demo;
 mod lab;
+mod serve;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +32,13 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measurement labs: engine crates over emulated networks, with tables and JSON.
     Lab(lab::LabArgs),
+    /// Simulate a whole call of 2 to 16 participants over emulated networks, faster than
+    /// real time: WAVs of what each said and heard, a JSON and HTML report.
+    Sim(sim::SimArgs),
+    /// Run the signalling server standalone (WebSocket and HTTP endpoints; docs/SERVER.md).
+    Serve(serve::ServeArgs),
+    /// Mint a login token for a user with the server secret.
+    Token(serve::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +46,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Lab(args) => lab::run(&args).map_err(|e| e as Box<dyn std::error::Error>),
+        Command::Sim(args) => sim::run(&args).map_err(Into::into),
+        Command::Serve(args) => serve::run_serve(&args),
+        Command::Token(args) => serve::run_token(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,9 +7,9 @@
 //! carries it is already buffered when the lost frame is due).
 //!
 //! The ladder follows measurements of libopus 1.6.1 on real speech: in-band FEC pays at
-//! light loss; RED copies whole
-//! frames and beats everything once loss passes 10-20% if the budget allows; DRED covers
-//! long bursts cheaply but rebuilds speech with a vocoder. Steps up happen as soon as the
+//! light loss; RED with cheaper copies from 10%; from 15% every packet (with its in-band
+//! FEC) goes twice, back to back, since a copy that arrives with its original needs no
+//! wait; DRED covers long runs cheaply but rebuilds speech with a vocoder. Steps up happen as soon as the
 //! loss crosses a level's threshold; steps down only after the loss has stayed below 60%
 //! of it for a hold time, so the choice does not flap.
 //!
@@ -21,7 +21,8 @@
 //! let now = Instant::now();
 //! let report = LossReport { loss: 0.25, mean_burst: 1.2, rtt: Duration::from_millis(80) };
 //! let settings = policy.update(report, 128_000, now);
-//! assert!(settings.red_depth >= 2);
+//! assert_eq!(settings.packet_copies, 2);
+//! assert!(settings.inband_fec);
 //! assert_eq!(policy.stats().changes, 1);
 //! ```
 
@@ -57,10 +58,12 @@ pub struct AudioRedundancy {
     /// How many times each packet is sent (1 = once): at heavy random loss, more packets
     /// within the playout deadline beat deeper redundancy in fewer packets.
     pub packet_copies: u32,
-    /// Time from one send of a packet to its next copy. Under random loss any spacing
-    /// will do, and the copies are spread evenly over the packet interval; when losses come
-    /// in bursts a copy sent right after its original falls into the same burst, so the
-    /// copies trail by about a burst (time diversity), and the receiver waits for them.
+    /// Time from one send of a packet to its next copy. Under random loss the copies go
+    /// back to back (zero): a copy that arrives with its original needs no wait (measured
+    /// at 20% loss: PESQ-WB 4.01 and 147 ms mouth to ear back to back, 3.95 and 151 ms
+    /// spread over the interval); when losses come in bursts a copy sent right after its
+    /// original falls into the same burst, so the copies trail by about a burst (time
+    /// diversity), and the receiver waits for them.
     pub copy_spacing: Duration,
     /// DRED duration cap; zero = no DRED.
     pub dred: Duration,
@@ -103,7 +106,11 @@ struct Rung {
 
 /// The ladder, lightest first, tuned with `tincan lab loss` (`docs/LOSS.md`): in-band FEC
 /// for light loss; RED copies coded again at a lower bitrate than the primary (a copy
-/// only plays when the primary was lost, so it need not be as good); at heavy loss each
+/// only plays when the primary was lost, so it need not be as good); from 15% each packet
+/// with in-band FEC sent twice (at 20% random loss a frame then needs both copies of its
+/// packet lost, 4%, and both copies of the next one too, to be concealed: 1.1% concealed
+/// and PESQ-WB 3.95 at 54 kbit/s against 1.2% and 3.84 with RED 2, and the receiver waits
+/// one packet instead of two, 11 ms less mouth to ear); at heavy loss each
 /// packet sent twice, because only packets that arrive before the frame's playout count
 /// and doubling the packet rate doubles them, where deeper RED would wait longer; and at
 /// the top (80% loss) four copies of a 30 kbps primary that carries DRED and no RED: a
@@ -145,13 +152,13 @@ const LADDER: [Rung; 6] = [
     },
     Rung {
         enter_loss: 0.15,
-        opus_bitrate: 24_000,
-        inband_fec: false,
-        red_depth: 2,
-        red_bitrate: 16_000,
-        packet_copies: 1,
+        opus_bitrate: 30_000,
+        inband_fec: true,
+        red_depth: 0,
+        red_bitrate: 0,
+        packet_copies: 2,
         dred_ms: 0,
-        wait_packets: 2,
+        wait_packets: 1,
     },
     Rung {
         enter_loss: 0.35,
@@ -458,7 +465,7 @@ fn settings(
         let trail = COPY_TRAIL_PACKETS;
         (config.packet * trail, trail * (copies - 1))
     } else {
-        (config.packet / copies, 0)
+        (Duration::ZERO, 0)
     };
     let wait_packets =
         rung.wait_packets + red_depth.saturating_sub(rung.red_depth) as u32 + copy_wait;
@@ -471,8 +478,11 @@ fn settings(
         level,
         opus_bitrate: rung.opus_bitrate,
         inband_fec: rung.inband_fec,
+        // The encoder is told the loss its redundancy sees: a frame's packet is gone only
+        // when every copy is (at 20% loss in two copies LBRR tuned for 4% instead of 20%
+        // leaves the primary more bits: PESQ-WB 4.02 against 3.95, 3 seeds).
         expected_loss_pct: if rung.inband_fec || rung.dred_ms > 0 {
-            ((report.loss * 100.0).round() as u8).clamp(5, 50)
+            ((report.loss.powi(copies as i32) * 100.0).round() as u8).clamp(5, 50)
         } else {
             0
         },
@@ -565,7 +575,8 @@ mod tests {
             assert_eq!(policy.update(report(loss), 128_000, at).level, 3, "{loss}");
         }
         // Real bursts (3 packets at 30%) call for the packet copies, trailing by a burst,
-        // and the wait for them; within the budget.
+        // and the wait for them (the in-band FEC's packet and three intervals); within the
+        // budget.
         let bursty = LossReport {
             loss: 0.3,
             mean_burst: 3.0,
@@ -574,8 +585,9 @@ mod tests {
         let settings = AudioPolicy::new(AudioPolicyConfig::default()).update(bursty, 128_000, now);
         assert_eq!(settings.packet_copies, 2, "{settings:?}");
         assert_eq!(settings.copy_spacing, Duration::from_millis(60));
-        assert!(
-            settings.recovery_delay >= Duration::from_millis(100),
+        assert_eq!(
+            settings.recovery_delay,
+            Duration::from_millis(80),
             "{settings:?}"
         );
         assert!(settings.bitrate() <= 128_000);
@@ -596,7 +608,9 @@ mod tests {
         let settings = policy.update(start, 128_000, at(0));
         assert_eq!(settings.level, 4, "{settings:?}");
         assert_eq!(settings.copy_spacing, Duration::from_millis(60));
-        // Under random loss of the same rate the copies stay within the packet interval.
+        // Under random loss of the same rate the copies go back to back: random losses of
+        // neighbouring packets are independent, and a copy that arrives with its original
+        // needs no wait.
         let random = LossReport {
             loss: 0.5,
             mean_burst: 2.0,
@@ -604,7 +618,7 @@ mod tests {
         };
         let settings = AudioPolicy::new(AudioPolicyConfig::default()).update(random, 128_000, now);
         assert_eq!(settings.level, 4, "{settings:?}");
-        assert_eq!(settings.copy_spacing, Duration::from_millis(10));
+        assert_eq!(settings.copy_spacing, Duration::ZERO);
         // Noisy burst lengths around the threshold do not flip the trail (and the wait)
         // back and forth: burstiness (mean run x (1 - loss)) of 2.1, then reports between
         // 1.2 and 1.8.
@@ -622,7 +636,7 @@ mod tests {
             spacings.iter().all(|&s| s == Duration::from_millis(60)),
             "{spacings:?}"
         );
-        // Once the bursts are gone for good, the copies go back within the interval.
+        // Once the bursts are gone for good, the copies go back to back again.
         for s in 7..15 {
             let report = LossReport {
                 loss: 0.5,
@@ -631,7 +645,7 @@ mod tests {
             };
             policy.update(report, 128_000, at(s));
         }
-        assert_eq!(policy.current().copy_spacing, Duration::from_millis(10));
+        assert_eq!(policy.current().copy_spacing, Duration::ZERO);
     }
 
     #[test]
@@ -673,17 +687,34 @@ mod tests {
 
     #[test]
     fn bursts_deepen_red_and_raise_the_delay() {
+        // Light loss in runs of two (burstiness 1.4, not yet bursty enough for trailing
+        // copies): RED 1 deepens to cover the run, and the receiver waits one packet more.
         let mut policy = AudioPolicy::new(AudioPolicyConfig::default());
+        let runs = LossReport {
+            loss: 0.08,
+            mean_burst: 1.5,
+            rtt: Duration::from_millis(300),
+        };
+        let settings = policy.update(runs, 1_000_000, Instant::now());
+        assert_eq!(settings.level, 2, "{settings:?}");
+        assert_eq!(settings.red_depth, 2, "{settings:?}");
+        assert_eq!(settings.recovery_delay, Duration::from_millis(40));
+        // 300 ms RTT does not fit a 40 ms wait: no audio NACK.
+        assert!(!settings.nack);
+        // Real bursts at 10% weigh like 16% random loss: the copies, trailing by a burst.
         let bursty = LossReport {
             loss: 0.1,
             mean_burst: 3.0,
             rtt: Duration::from_millis(300),
         };
-        let settings = policy.update(bursty, 1_000_000, Instant::now());
-        assert!(settings.red_depth >= 3, "{settings:?}");
-        assert_eq!(settings.recovery_delay, Duration::from_millis(60));
-        // 300 ms RTT does not fit a 60 ms wait: no audio NACK.
-        assert!(!settings.nack);
+        let settings = AudioPolicy::new(AudioPolicyConfig::default()).update(
+            bursty,
+            1_000_000,
+            Instant::now(),
+        );
+        assert_eq!(settings.packet_copies, 2, "{settings:?}");
+        assert_eq!(settings.copy_spacing, Duration::from_millis(60));
+        assert_eq!(settings.recovery_delay, Duration::from_millis(80));
     }
 
     #[test]

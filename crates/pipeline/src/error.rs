@@ -39,6 +39,22 @@ pub enum PipelineError {
         /// The payload type.
         payload_type: u8,
     },
+    /// RTP from an SSRC that is no remote, with undeclared remotes refused
+    /// ([`SessionConfig::accept_undeclared_remotes`](crate::SessionConfig::accept_undeclared_remotes)),
+    /// or a call naming a remote that is not there.
+    #[error("SSRC {ssrc:#010x} is no remote of this session")]
+    UnknownRemote {
+        /// The SSRC.
+        ssrc: u32,
+    },
+    /// A further remote when the session already has `limit`.
+    #[error("remote SSRC {ssrc:#010x} refused: the session already has {limit} remotes")]
+    TooManyRemotes {
+        /// The SSRC refused.
+        ssrc: u32,
+        /// The most remotes a session holds.
+        limit: usize,
+    },
     /// An error of the RTP layer.
     #[error(transparent)]
     Rtp(#[from] tincan_rtp::RtpError),

@@ -1,11 +1,15 @@
-//! Media sessions for tincan (issue 8, first slice): a sans-IO audio session for one local
-//! participant and one remote, composed of the engine crates.
+//! Media sessions for tincan (issue 8): a sans-IO audio session for one local participant
+//! and up to [`MAX_REMOTES`] remotes (1:1 directly, groups through a relay), composed of
+//! the engine crates.
 //!
 //! A [`Session`] is driven like str0m's `Rtc`: the application pushes microphone frames
 //! ([`Session::push_audio`], 10 ms each), hands in datagrams and timer expiries
-//! ([`Session::handle_input`]), pulls playout audio ([`Session::pull_audio`], 10 ms each)
-//! and drains [`Session::poll_output`] until it names its next deadline. The session never
-//! reads the clock and owns no socket or thread. See `docs/PIPELINE.md`.
+//! ([`Session::handle_input`]), pulls playout audio ([`Session::pull_audio`], 10 ms each:
+//! the remotes mixed, see [`mixer`]) and drains [`Session::poll_output`] until it names its
+//! next deadline. Remotes are declared with [`Session::add_remote`] (or, by default,
+//! accepted on their first packet) and removed with [`Session::remove_remote`]; events
+//! report their availability, volume, [`quality`] and the active [`speaker`]. The session
+//! never reads the clock and owns no socket or thread. See `docs/PIPELINE.md`.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -34,11 +38,17 @@
 //! ```
 
 pub mod error;
+pub mod mixer;
+pub mod quality;
+mod receivers;
+mod remote;
 pub mod session;
+pub mod speaker;
 pub mod video;
 
 pub use error::{PipelineError, Result};
+pub use quality::NetworkQuality;
 pub use session::{
-    Event, FRAME_SAMPLES, Input, Output, PACKET_SAMPLES, SAMPLE_RATE, Session, SessionConfig,
-    SessionStats,
+    Event, FRAME_SAMPLES, Input, MAX_REMOTES, Output, PACKET_SAMPLES, RemoteParticipant,
+    RemoteStats, SAMPLE_RATE, Session, SessionConfig, SessionStats,
 };

@@ -1,19 +1,16 @@
-//! The audio media session: one local participant and one remote (issue 8, first slice).
+//! The audio media session: one local participant and up to [`MAX_REMOTES`] remotes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use tincan_abr::pacer::{Pacer, PacerConfig, PacerOutput};
-use tincan_abr::{
-    ControllerConfig, FeedbackConfig, FeedbackGenerator, PacketClass, SendSideController,
-    SentPacket,
-};
+use tincan_abr::{ControllerConfig, PacketClass, SentPacket};
 use tincan_codec::AudioEncoder;
-use tincan_codec::opus::{DredDecoder, OpusConfig, OpusDecoder, OpusEncoder};
+use tincan_codec::opus::{OpusConfig, OpusEncoder};
 use tincan_denoise::{VoiceConfig, VoiceProcessor};
-use tincan_fec::policy::{AudioPolicy, AudioPolicyConfig, AudioRedundancy, LossReport};
-use tincan_jitter::{AudioJitterBuffer, AudioJitterConfig, AudioPacket, OpusPacketDecoder};
-use tincan_media::{Channels, SeqNo, SeqNoExtender};
+use tincan_fec::policy::{AudioPolicy, AudioPolicyConfig, AudioRedundancy};
+use tincan_jitter::{AudioJitterConfig, AudioPacket, Operation, PullInfo};
+use tincan_media::{Channels, SeqNo};
 use tincan_rtp::extension::TransportCc;
 use tincan_rtp::extension::{AudioLevel, Extension, ExtensionKind, ExtensionMap, KnownExtensions};
 use tincan_rtp::payload::red::{RedEncoder, RedPayload};
@@ -21,6 +18,13 @@ use tincan_rtp::rtcp::{Ntp64, ReportBlock, RtcpCompound, RtcpPacket, RtcpWriter,
 use tincan_rtp::{RtpPacket, RtpPacketBuilder};
 
 use crate::error::{PipelineError, Result};
+use crate::mixer::{MixCandidate, Mixer};
+use crate::quality::{self, DOWN_AFTER, NetworkQuality};
+use crate::receivers::Receivers;
+pub use crate::receivers::{MIN_REPORT_PACKETS, RECEIVER_TIMEOUT};
+pub use crate::remote::{MAX_REMOTES, RemoteParticipant, RemoteStats};
+use crate::remote::{QualityPrior, RemoteStream, RtpState, SILENCE};
+use crate::speaker::{ActiveSpeakerDetector, SPEAKER_TICK};
 
 /// Sample rate of everything in the session: Opus's native rate.
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -49,8 +53,6 @@ pub const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 /// Time between updates of the loss-recovery policy from transport-cc statuses: the
 /// interval the policy was tuned with in `tincan lab loss`.
 pub const POLICY_INTERVAL: Duration = Duration::from_secs(1);
-/// Fewest transport-cc statuses that make a loss report: fewer say nothing about the rate.
-pub const MIN_REPORT_PACKETS: usize = 10;
 /// Most the audio policy may spend, bits per second (the budget `tincan lab loss` uses):
 /// above it, redundancy adds nothing the ladder's top rung does not.
 pub const MAX_AUDIO_BUDGET_BPS: u64 = 128_000;
@@ -61,15 +63,27 @@ pub const DEFAULT_MIN_AUDIO_BUDGET_BPS: u64 = 64_000;
 /// that even 20% random loss (a run of 25 losses has probability 0.2^25) never triggers it,
 /// while a mute is seen within half a second.
 pub const REMOTE_AUDIO_TIMEOUT: Duration = Duration::from_millis(500);
+/// Silence after which a remote in DTX counts as unavailable: two and a half of the
+/// encoder's 400 ms comfort-noise update intervals.
+pub const DTX_AUDIO_TIMEOUT: Duration = Duration::from_millis(1000);
+/// With DTX on, microphone frames without speech at or below this level (-dBov) are sent
+/// as digital silence so that Opus's DTX starts: -50 dBov is the level of a quiet room
+/// after noise suppression, 25 dB below speech.
+pub const DTX_GATE_LEVEL: u8 = 50;
+/// While the microphone is silent in DTX, one DTX frame is sent every this many packets
+/// (400 ms, the interval of Opus's own comfort-noise updates) so that receivers keep the
+/// stream available.
+pub const DTX_KEEPALIVE_PACKETS: u32 = 20;
 /// Interval of the remote's volume event (the issue's 500 ms).
 pub const VOLUME_INTERVAL: Duration = Duration::from_millis(500);
 /// Interval of the [`Event::Stats`] event (the issue's 2 s).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
 /// Window over which the actual send and receive bitrates are measured.
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);
-/// Most outputs waiting to be polled; beyond it the oldest transmit is dropped and counted
-/// (a caller that never polls must not grow memory without bound).
-pub const MAX_PENDING_OUTPUTS: usize = 256;
+/// Most outputs waiting to be polled; beyond it the oldest is dropped and counted (a caller
+/// that never polls must not grow memory without bound). A group session emits up to 15
+/// feedback datagrams per 50 ms and 16 statistics events every 2 s.
+pub const MAX_PENDING_OUTPUTS: usize = 512;
 /// Most packet copies waiting for their send time.
 pub const MAX_PENDING_COPIES: usize = 16;
 /// Largest RTP payload built (a RED packet of the ladder's deepest rung fits well within).
@@ -82,29 +96,20 @@ pub const RTP_OVERHEAD: usize = 12 + 4 + 8;
 /// Pacing rate floor as a multiple of the audio's own rate (the controller paces at 2.5×
 /// its target for the same reason: bursts leave at once).
 const AUDIO_PACING_HEADROOM: u64 = 2;
-/// Most transport-cc statuses kept between policy updates: 10 s of packets at 50 a second
-/// with copies, far more than one [`POLICY_INTERVAL`] holds.
-const MAX_STATUSES: usize = 1024;
-/// Sequence numbers remembered for duplicate detection: 20 s of packets at 50 a second.
-const SEEN_WINDOW: usize = 1024;
-/// Words of the [`SEEN_WINDOW`] bitmap.
-const SEEN_WORDS: usize = SEEN_WINDOW / 64;
 /// Buffers kept for reuse by the send path (packets in the pacer, copies, outputs).
 const POOL_BUFFERS: usize = 64;
 /// Opus's own algorithmic delay at 48 kHz with the VoIP application (2.5 ms look-ahead
 /// plus 4 ms of decoder overlap), part of the mouth-to-ear estimate.
 const OPUS_DELAY: Duration = Duration::from_micros(6_500);
-/// Complexity of the receiving decoder: 10 turns on the deep PLC (bit-exact with
-/// complexity 0 while nothing is lost), the best last resort measured in `tincan lab loss`.
-const DECODER_COMPLEXITY: u8 = 10;
 
-/// The session's configuration. Defaults suit a 1:1 voice call.
+/// The session's configuration. Defaults suit a voice call of up to 16 participants.
 ///
 /// ```
 /// use tincan_pipeline::SessionConfig;
 /// let config = SessionConfig::new(0x1111).with_denoise(false);
 /// assert_eq!(config.local_ssrc, 0x1111);
 /// assert!(!config.denoise);
+/// assert!(config.accept_undeclared_remotes);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -113,9 +118,9 @@ pub struct SessionConfig {
     pub local_ssrc: u32,
     /// Noise suppression on the microphone (default on; AGC and VAD always run).
     pub denoise: bool,
-    /// Congestion controller configuration.
+    /// Congestion controller configuration (one controller per receiver of our stream).
     pub controller: ControllerConfig,
-    /// The receiver's jitter buffer configuration (default: the interactive one).
+    /// The receivers' jitter buffer configuration (default: the interactive one).
     pub jitter: AudioJitterConfig,
     /// Least the loss-recovery policy may spend on audio (primary and redundancy), bits per
     /// second, even when the congestion controller's target is lower (default
@@ -125,6 +130,15 @@ pub struct SessionConfig {
     /// audio is a small share of a call's rate, so its protection is allowed this much
     /// (`docs/PIPELINE.md` has both measurements). 0 follows the controller strictly.
     pub min_audio_budget_bps: u64,
+    /// Whether RTP from an SSRC nobody declared with [`Session::add_remote`] starts a new
+    /// remote (default on, so that a 1:1 call needs no signalling of the remote's SSRC).
+    /// Off, such packets are refused ([`PipelineError::UnknownRemote`]) and counted.
+    pub accept_undeclared_remotes: bool,
+    /// Opus discontinuous transmission (default on): in silence the encoder sends a
+    /// comfort-noise update every 400 ms instead of a packet every 20 ms, so receivers
+    /// decode (and relays forward) almost nothing for the silent participants of a group
+    /// call. Receivers play comfort noise in the gaps.
+    pub dtx: bool,
 }
 
 impl SessionConfig {
@@ -136,6 +150,8 @@ impl SessionConfig {
             controller: ControllerConfig::default(),
             jitter: AudioJitterConfig::default(),
             min_audio_budget_bps: DEFAULT_MIN_AUDIO_BUDGET_BPS,
+            accept_undeclared_remotes: true,
+            dtx: true,
         }
     }
 
@@ -151,6 +167,18 @@ impl SessionConfig {
         self.denoise = denoise;
         self
     }
+
+    /// Turns DTX on or off (default on).
+    pub fn with_dtx(mut self, dtx: bool) -> Self {
+        self.dtx = dtx;
+        self
+    }
+
+    /// Sets [`accept_undeclared_remotes`](Self::accept_undeclared_remotes) (default on).
+    pub fn with_accept_undeclared_remotes(mut self, accept: bool) -> Self {
+        self.accept_undeclared_remotes = accept;
+        self
+    }
 }
 
 /// What the application hands to [`Session::handle_input`].
@@ -159,7 +187,7 @@ impl SessionConfig {
 pub enum Input<'a> {
     /// A timer the session asked for ([`Output::Timeout`]) has fired.
     Timeout,
-    /// A datagram from the remote (RTP or RTCP, multiplexed per RFC 5761).
+    /// A datagram from a remote or the relay (RTP or RTCP, multiplexed per RFC 5761).
     Receive(&'a [u8]),
 }
 
@@ -167,8 +195,8 @@ pub enum Input<'a> {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Output {
-    /// Send this datagram to the remote. Give the buffer back with [`Session::recycle`] to
-    /// spare an allocation.
+    /// Send this datagram (to the remote, or to the relay in a group call). Give the
+    /// buffer back with [`Session::recycle`] to spare an allocation.
     Transmit(Vec<u8>),
     /// Something the application may show.
     Event(Event),
@@ -177,21 +205,24 @@ pub enum Output {
     Timeout(Instant),
 }
 
-/// Events for the application.
+/// Events for the application. Remotes are named by their audio SSRC; the local
+/// participant by [`SessionConfig::local_ssrc`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// The remote's audio started arriving (first packet, or after a mute or outage).
+    /// A remote's audio started arriving (first packet, or after a mute or outage).
     RemoteAudioAvailable {
         /// The remote stream's SSRC.
         ssrc: u32,
     },
-    /// No audio from the remote for [`REMOTE_AUDIO_TIMEOUT`]: muted, or the path is down.
+    /// No audio from a remote for [`REMOTE_AUDIO_TIMEOUT`] ([`DTX_AUDIO_TIMEOUT`] while it
+    /// is in DTX): muted, gone, or the path is down (also when the remote is removed while
+    /// its audio arrives).
     RemoteAudioUnavailable {
         /// The remote stream's SSRC.
         ssrc: u32,
     },
-    /// The remote's volume, 0-100, every [`VOLUME_INTERVAL`] while its audio arrives: the
+    /// A remote's volume, 0-100, every [`VOLUME_INTERVAL`] while its audio arrives: the
     /// loudest RFC 6464 level of the interval, 0 dBov = 100, -100 dBov and below = 0.
     RemoteVolume {
         /// The remote stream's SSRC.
@@ -205,23 +236,46 @@ pub enum Event {
         speaking: bool,
     },
     /// The session's statistics, every [`STATS_INTERVAL`] (the same as
-    /// [`Session::stats`] at that instant).
+    /// [`Session::stats`] at that instant), followed by one [`Event::RemoteStats`] per
+    /// remote.
     Stats(SessionStats),
+    /// One remote's statistics, every [`STATS_INTERVAL`] after [`Event::Stats`].
+    RemoteStats(RemoteStats),
+    /// The active speaker changed (`docs/PIPELINE.md`: levels with hysteresis). `ssrc` is
+    /// a remote's audio SSRC or the local SSRC.
+    ActiveSpeaker {
+        /// Who speaks now.
+        ssrc: u32,
+    },
+    /// A link's quality level changed: `ssrc` is a remote's (its audio to us) or the
+    /// local SSRC (our audio as the receivers report it).
+    NetworkQuality {
+        /// Whose link.
+        ssrc: u32,
+        /// The new level.
+        quality: NetworkQuality,
+    },
 }
 
-/// Statistics of the session ([`Session::stats`]).
+/// Statistics of the session ([`Session::stats`]). With several remotes the receive
+/// figures summarise them: losses are pooled over all remotes' packets and samples,
+/// jitter, jitter buffer delays and the end-to-end estimate are the worst remote's, RTT
+/// and reported loss the worst receiver's (heard within [`RECEIVER_TIMEOUT`]). Per-remote
+/// figures: [`Session::remote_stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub struct SessionStats {
-    /// Round-trip time from the remote's report blocks (RFC 3550 LSR/DLSR), once measured.
+    /// Round-trip time from the receivers' report blocks (RFC 3550 LSR/DLSR), once measured.
     pub rtt: Option<Duration>,
-    /// Share of the remote's audio packets lost on the network (by RTP sequence numbers).
+    /// Share of the remotes' audio packets lost on the network (by RTP sequence numbers).
     pub receive_loss_before_recovery: f64,
-    /// Share of played samples that were concealed (lost even after FEC, RED, DRED).
+    /// Share of played samples that were concealed audibly (lost even after FEC, RED,
+    /// DRED; WebRTC's `concealedSamples - silentConcealedSamples`: comfort noise in DTX
+    /// and concealment faded to silence are no loss one hears).
     pub receive_loss_after_recovery: f64,
-    /// Share of our packets the remote reported lost (last RR fraction lost).
+    /// Share of our packets a receiver reported lost (last RR fraction lost, worst).
     pub send_loss_reported: f64,
-    /// Interarrival jitter of the remote's stream (RFC 3550), seconds.
+    /// Interarrival jitter of the remotes' streams (RFC 3550), seconds.
     pub jitter: f64,
     /// Mean jitter buffer delay so far, seconds.
     pub jitter_buffer_delay: f64,
@@ -230,10 +284,10 @@ pub struct SessionStats {
     /// Mouth-to-ear estimate: half the RTT, the 20 ms packet, Opus's delay, voice
     /// processing latency and the jitter buffer's delay (seconds; 0 before the RTT is known).
     pub end_to_end_delay: f64,
-    /// Congestion controller's target, bits per second.
+    /// Congestion controller's target (the lowest of the recent receivers'), bits per second.
     pub target_bps: u64,
-    /// Estimated available bandwidth (the receiver's acknowledged rate, or the target before
-    /// it is measured), bits per second.
+    /// Estimated available bandwidth (the limiting receiver's acknowledged rate, or the
+    /// target before it is measured), bits per second.
     pub estimated_bandwidth_bps: u64,
     /// What the audio policy asks for (primary, redundancy and copies), bits per second.
     pub audio_policy_bps: u32,
@@ -251,6 +305,15 @@ pub struct SessionStats {
     pub bad_datagrams: u64,
     /// Outputs dropped because the application did not poll.
     pub dropped_outputs: u64,
+    /// Remotes in the session.
+    pub remotes: usize,
+    /// RTP packets refused from SSRCs that are no remote: undeclared (with
+    /// [`SessionConfig::accept_undeclared_remotes`] off) or beyond [`MAX_REMOTES`].
+    pub refused_packets: u64,
+    /// Our link's quality as the receivers report it.
+    pub quality: NetworkQuality,
+    /// The active speaker, once chosen.
+    pub active_speaker: Option<u32>,
 }
 
 /// A packet waiting in the pacer: the RTP fields and the payload in a pooled buffer.
@@ -263,62 +326,7 @@ struct Pending {
     payload: Vec<u8>,
 }
 
-/// What we know of the remote's stream.
-#[derive(Debug)]
-struct Remote {
-    ssrc: u32,
-    seq: SeqNoExtender,
-    first_ext: i64,
-    highest_ext: i64,
-    /// Distinct sequence numbers received (copies and duplicates counted once, within
-    /// [`SEEN_WINDOW`]).
-    received: u64,
-    /// Which of the last [`SEEN_WINDOW`] extended sequence numbers arrived, a bit each.
-    seen: [u64; SEEN_WORDS],
-    /// For the RR's fraction lost: expected and received at the last report.
-    expected_prior: i64,
-    received_prior: u64,
-    /// RFC 3550 interarrival jitter, in RTP ticks (×16 fixed point kept as f64).
-    jitter: f64,
-    last_transit: Option<i64>,
-    last_arrival: Instant,
-    available: bool,
-    /// Loudest level (lowest -dBov) since the last volume event.
-    loudest: Option<u8>,
-    /// The remote's last SR: its NTP middle 32 bits and when it arrived.
-    last_sr: Option<(u32, Instant)>,
-    /// RED depth seen in recent packets, for the receiver's recovery delay.
-    red_depth: usize,
-    /// Share of packets lost in the last report interval.
-    recent_loss: f64,
-}
-
-impl Remote {
-    /// Records `ext` as arrived; true the first time it is seen. Sequence numbers older
-    /// than [`SEEN_WINDOW`] below the highest are ignored (counted neither way).
-    fn mark_seen(&mut self, ext: i64) -> bool {
-        let window = SEEN_WINDOW as i64;
-        if ext <= self.highest_ext - window {
-            return false;
-        }
-        if ext > self.highest_ext {
-            // Clear the bits of the numbers skipped over (at most a window's worth).
-            let from = (self.highest_ext + 1).max(ext - window + 1);
-            for e in from..=ext {
-                let bit = e.rem_euclid(window) as usize;
-                self.seen[bit / 64] &= !(1u64 << (bit % 64));
-            }
-            self.highest_ext = ext;
-        }
-        let bit = ext.rem_euclid(window) as usize;
-        let mask = 1u64 << (bit % 64);
-        let new = self.seen[bit / 64] & mask == 0;
-        self.seen[bit / 64] |= mask;
-        new
-    }
-}
-
-/// A sans-IO audio media session with one remote.
+/// A sans-IO audio media session with up to [`MAX_REMOTES`] remotes.
 ///
 /// Send path: [`push_audio`](Self::push_audio) every 10 ms → voice processing
 /// (denoise, AGC, VAD, level) → Opus 20 ms (in-band FEC, DRED, bitrate from the
@@ -326,9 +334,9 @@ impl Remote {
 /// transport-wide sequence → pacer → [`Output::Transmit`].
 ///
 /// Receive path: [`handle_input`](Self::handle_input) with each datagram → RTCP (SR/RR,
-/// transport-cc feedback, REMB) or RTP → audio level, transport-cc feedback generator,
-/// jitter buffer (RED blocks as recovered packets) → [`pull_audio`](Self::pull_audio) every
-/// 10 ms.
+/// transport-cc feedback, REMB, per receiver) or RTP (per remote, by SSRC) → audio level,
+/// transport-cc feedback generator, jitter buffer (RED blocks as recovered packets) →
+/// [`pull_audio`](Self::pull_audio) every 10 ms: every remote's buffer, mixed.
 pub struct Session {
     config: SessionConfig,
     /// The session's start: the origin of its NTP clock for RTCP.
@@ -348,10 +356,21 @@ pub struct Session {
     opus: Vec<u8>,
     copy: Vec<u8>,
     muted: bool,
+    /// The last frame was a DTX frame.
+    last_dtx: bool,
+    /// Frames have been skipped (mute, DTX) since the last packet.
+    send_gap: bool,
+    /// Consecutive microphone frames the DTX gate turned into silence.
+    gated_frames: u32,
+    /// The encoder's last DTX frame, sent again while silent.
+    dtx_frame: [u8; 2],
+    dtx_frame_len: usize,
+    /// Packets not sent since the last one sent (DTX).
+    packets_skipped: u32,
     sequence: u16,
     timestamp: u32,
     transport_seq: u16,
-    controller: SendSideController,
+    receivers: Receivers,
     pacer: Pacer<Pending>,
     copies: VecDeque<(Instant, Pending)>,
     pool: Vec<Vec<u8>>,
@@ -359,20 +378,19 @@ pub struct Session {
     packets_sent: u64,
     octets_sent: u64,
     sent_since_report: bool,
-    /// Transport-cc statuses since the last policy update (true = arrived), bounded.
-    statuses: Vec<bool>,
-    rtt: Option<Duration>,
-    send_loss_reported: f64,
     // Receive side.
-    remote: Option<Remote>,
-    buffer: AudioJitterBuffer<OpusPacketDecoder>,
-    feedback: FeedbackGenerator,
+    remotes: Vec<RemoteStream>,
+    mixer: Mixer,
+    speakers: ActiveSpeakerDetector,
+    local_quality: NetworkQuality,
+    /// What [`Session::jitter_stats`] returns before there is a remote.
+    no_jitter_stats: tincan_jitter::AudioJitterStats,
     // Timers.
     next_rtcp: Option<Instant>,
     next_policy: Option<Instant>,
-    next_volume: Option<Instant>,
     next_rate: Option<Instant>,
     next_stats: Option<Instant>,
+    next_speaker: Option<Instant>,
     // Rates.
     bytes_sent_window: u64,
     bytes_received_window: u64,
@@ -380,6 +398,7 @@ pub struct Session {
     receive_bps: u64,
     packets_received: u64,
     bad_datagrams: u64,
+    refused_packets: u64,
     // Output.
     outputs: VecDeque<Output>,
     dropped_outputs: u64,
@@ -391,7 +410,7 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("local_ssrc", &self.config.local_ssrc)
             .field("muted", &self.muted)
-            .field("remote_ssrc", &self.remote.as_ref().map(|r| r.ssrc))
+            .field("remotes", &self.remotes)
             .finish_non_exhaustive()
     }
 }
@@ -411,7 +430,7 @@ impl Session {
     pub fn new(config: SessionConfig, now: Instant) -> Result<Self> {
         let policy = AudioPolicy::new(AudioPolicyConfig::default());
         let settings = *policy.current();
-        let opus_config = OpusConfig::new(SAMPLE_RATE, Channels::Mono);
+        let opus_config = OpusConfig::new(SAMPLE_RATE, Channels::Mono).with_dtx(config.dtx);
         let voice = VoiceProcessor::new(
             &VoiceConfig::new(SAMPLE_RATE, Channels::Mono).with_bypass(!config.denoise),
         )?;
@@ -422,17 +441,11 @@ impl Session {
                 expected: "480 samples",
             });
         }
-        let mut decoder = OpusPacketDecoder::new(OpusDecoder::new(SAMPLE_RATE, Channels::Mono)?)
-            .with_dred(DredDecoder::new(SAMPLE_RATE)?)?;
-        decoder.decoder_mut().set_complexity(DECODER_COMPLEXITY)?;
-        let buffer = AudioJitterBuffer::new(decoder, config.jitter.clone())?;
-        let controller = SendSideController::new(config.controller, now)?;
+        let receivers = Receivers::new(config.controller, now)?;
         let mut pacer = Pacer::new(PacerConfig::default())?;
-        pacer.set_rates(controller.pacing_bps(), 0);
-        let feedback = FeedbackGenerator::new(FeedbackConfig {
-            sender_ssrc: config.local_ssrc,
-            ..FeedbackConfig::default()
-        })?;
+        if let Some(c) = receivers.limiting(now) {
+            pacer.set_rates(c.pacing_bps(), 0);
+        }
         let extensions = ExtensionMap::new()
             .with(AUDIO_LEVEL_ID, ExtensionKind::AudioLevel)?
             .with(TRANSPORT_CC_ID, ExtensionKind::TransportCc)?;
@@ -449,13 +462,19 @@ impl Session {
             opus: vec![0; MAX_PAYLOAD_BYTES],
             copy: vec![0; MAX_PAYLOAD_BYTES],
             muted: false,
+            last_dtx: false,
+            send_gap: false,
+            gated_frames: 0,
+            dtx_frame: [0; 2],
+            dtx_frame_len: 0,
+            packets_skipped: 0,
             // Any start will do; a fixed one keeps tests deterministic. Real deployments
             // randomise sequence and timestamp starts (RFC 3550 §5.1) in the signalling
             // layer that picks SSRCs.
             sequence: 0,
             timestamp: 0,
             transport_seq: 0,
-            controller,
+            receivers,
             pacer,
             copies: VecDeque::with_capacity(MAX_PENDING_COPIES),
             pool: (0..POOL_BUFFERS)
@@ -465,23 +484,23 @@ impl Session {
             packets_sent: 0,
             octets_sent: 0,
             sent_since_report: false,
-            statuses: Vec::with_capacity(MAX_STATUSES),
-            rtt: None,
-            send_loss_reported: 0.0,
-            remote: None,
-            buffer,
-            feedback,
+            remotes: Vec::with_capacity(MAX_REMOTES),
+            mixer: Mixer::new(),
+            speakers: ActiveSpeakerDetector::new(),
+            local_quality: NetworkQuality::Unknown,
+            no_jitter_stats: tincan_jitter::AudioJitterStats::default(),
             next_rtcp: Some(now + RTCP_INTERVAL),
             next_policy: Some(now + POLICY_INTERVAL),
-            next_volume: None,
             next_rate: Some(now + RATE_WINDOW),
             next_stats: Some(now + STATS_INTERVAL),
+            next_speaker: Some(now + SPEAKER_TICK),
             bytes_sent_window: 0,
             bytes_received_window: 0,
             send_bps: 0,
             receive_bps: 0,
             packets_received: 0,
             bad_datagrams: 0,
+            refused_packets: 0,
             outputs: VecDeque::with_capacity(MAX_PENDING_OUTPUTS),
             dropped_outputs: 0,
             rtcp: Vec::with_capacity(MAX_DATAGRAM_BYTES),
@@ -498,8 +517,93 @@ impl Session {
         &self.config
     }
 
+    /// Declares a remote participant (signalling knows its SSRCs): its audio is received,
+    /// mixed and reported from its first packet. Declaring an SSRC that is already a remote
+    /// starts it over with fresh state (a rejoin): new jitter buffer and decoder, counters
+    /// from zero.
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::TooManyRemotes`] when [`MAX_REMOTES`] are present; a component's
+    /// error if its state cannot be created.
+    pub fn add_remote(&mut self, participant: RemoteParticipant) -> Result<()> {
+        let now = self.now;
+        self.remove_remote(participant.audio_ssrc);
+        if self.remotes.len() >= MAX_REMOTES {
+            return Err(PipelineError::TooManyRemotes {
+                ssrc: participant.audio_ssrc,
+                limit: MAX_REMOTES,
+            });
+        }
+        let stream = RemoteStream::new(
+            participant,
+            true,
+            self.config.local_ssrc,
+            &self.config.jitter,
+            now,
+        )?;
+        self.mixer.reset_source(self.remotes.len());
+        self.remotes.push(stream);
+        Ok(())
+    }
+
+    /// Removes a remote (the participant left): its state is dropped, its congestion
+    /// feedback no longer limits the send rate, and it is no longer the active speaker.
+    /// [`Event::RemoteAudioUnavailable`] follows if its audio was arriving. Returns whether
+    /// it was there.
+    pub fn remove_remote(&mut self, audio_ssrc: u32) -> bool {
+        let Some(index) = self.remote_index(audio_ssrc) else {
+            return false;
+        };
+        let stream = self.remotes.remove(index);
+        self.mixer.remove_source(index);
+        self.receivers.remove(audio_ssrc);
+        if let Some(video) = stream.participant.video_ssrc {
+            self.receivers.remove(video);
+        }
+        self.speakers.remove(audio_ssrc);
+        if stream.available {
+            self.push_output(Output::Event(Event::RemoteAudioUnavailable {
+                ssrc: audio_ssrc,
+            }));
+        }
+        true
+    }
+
+    /// The remotes' audio SSRCs, in the order they joined.
+    pub fn remote_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.remotes.iter().map(RemoteStream::ssrc)
+    }
+
+    /// Sets a remote's playout volume in the mix, 0-100 (linear gain ÷ 100; default 100;
+    /// 0 leaves it out of the mix).
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::UnknownRemote`] for an SSRC that is no remote;
+    /// [`PipelineError::InvalidConfig`] for a volume above 100.
+    pub fn set_remote_volume(&mut self, audio_ssrc: u32, volume: u8) -> Result<()> {
+        if volume > 100 {
+            return Err(PipelineError::InvalidConfig {
+                field: "volume",
+                value: volume.to_string(),
+                expected: "0 to 100",
+            });
+        }
+        let index = self
+            .remote_index(audio_ssrc)
+            .ok_or(PipelineError::UnknownRemote { ssrc: audio_ssrc })?;
+        self.remotes[index].volume = volume;
+        Ok(())
+    }
+
+    /// The active speaker (a remote's audio SSRC or the local SSRC), once chosen.
+    pub fn active_speaker(&self) -> Option<u32> {
+        self.speakers.current()
+    }
+
     /// Mutes or unmutes the microphone. Muted, no audio packets are sent at all (RTCP goes
-    /// on), so the remote sees its audio become unavailable within
+    /// on), so the remotes see its audio become unavailable within
     /// [`REMOTE_AUDIO_TIMEOUT`]: that is the mute signal of this slice.
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
@@ -528,16 +632,22 @@ impl Session {
     /// # Errors
     ///
     /// A datagram that cannot be read ([`PipelineError::BadDatagram`],
-    /// [`PipelineError::UnknownPayloadType`], or the RTP/RTCP error): it is counted and
-    /// dropped, and the session goes on.
+    /// [`PipelineError::UnknownPayloadType`], or the RTP/RTCP error; counted in
+    /// [`SessionStats::bad_datagrams`]) or RTP from an SSRC that is no remote
+    /// ([`PipelineError::UnknownRemote`], [`PipelineError::TooManyRemotes`]; counted in
+    /// [`SessionStats::refused_packets`]): it is dropped, and the session goes on.
     pub fn handle_input(&mut self, input: Input<'_>, now: Instant) -> Result<()> {
         let now = self.advance(now);
         let result = match input {
             Input::Timeout => Ok(()),
             Input::Receive(data) => {
                 let result = self.receive(data, now);
-                if result.is_err() {
-                    self.bad_datagrams += 1;
+                match &result {
+                    Ok(()) => {}
+                    Err(
+                        PipelineError::UnknownRemote { .. } | PipelineError::TooManyRemotes { .. },
+                    ) => self.refused_packets += 1,
+                    Err(_) => self.bad_datagrams += 1,
                 }
                 result
             }
@@ -572,6 +682,21 @@ impl Session {
                 speaking: report.speaking,
             }));
         }
+        // With DTX, quiet frames without speech become digital silence: room noise would
+        // otherwise keep Opus's own voice detector active and DTX would never start, so
+        // every silent participant of a group call would cost every receiver a decoder.
+        if self.config.dtx && !report.speaking && report.audio_level >= DTX_GATE_LEVEL {
+            self.capture[start..start + FRAME_SAMPLES].fill(0);
+            self.gated_frames = self.gated_frames.saturating_add(1);
+        } else {
+            self.gated_frames = 0;
+        }
+        // The local participant competes for active speaker unless muted.
+        self.speakers.observe(
+            self.config.local_ssrc,
+            report.audio_level,
+            report.speaking && !self.muted,
+        );
         if self.capture_len == PACKET_SAMPLES {
             self.capture_len = 0;
             let level = self.voice.take_packet_audio_level();
@@ -581,15 +706,18 @@ impl Session {
         self.drive(now)
     }
 
-    /// Fills `out` ([`FRAME_SAMPLES`] samples) with the remote's audio for the 10 ms
-    /// starting at `now`: decoded, concealed or stretched by the jitter buffer; silence
-    /// before the remote's first packet.
+    /// Fills `out` ([`FRAME_SAMPLES`] samples) with the remotes' audio for the 10 ms
+    /// starting at `now`: every remote's jitter buffer is pulled (decoded, concealed or
+    /// stretched; silence before its first packet), and the loudest of them mixed
+    /// ([`crate::mixer`]: at most three, silent streams skipped, each at its playout
+    /// volume). Returns the pull of the loudest remote mixed (else of the first remote;
+    /// [`Operation::Silence`] with no remote).
     ///
     /// # Errors
     ///
-    /// [`PipelineError::WrongFrameSize`] for a buffer of another length; jitter buffer
-    /// errors (the output is then silence).
-    pub fn pull_audio(&mut self, now: Instant, out: &mut [i16]) -> Result<tincan_jitter::PullInfo> {
+    /// [`PipelineError::WrongFrameSize`] for a buffer of another length; the first jitter
+    /// buffer error (that remote is silent in this frame, the others are mixed).
+    pub fn pull_audio(&mut self, now: Instant, out: &mut [i16]) -> Result<PullInfo> {
         if out.len() != FRAME_SAMPLES {
             return Err(PipelineError::WrongFrameSize {
                 got: out.len(),
@@ -597,13 +725,59 @@ impl Session {
             });
         }
         let now = self.advance(now);
-        match self.buffer.pull(now, out) {
-            Ok(info) => Ok(info),
-            Err(error) => {
-                out.fill(0);
-                Err(error.into())
+        let mut error = None;
+        let mut candidates = [MixCandidate {
+            level: SILENCE,
+            voice: false,
+            volume: 0,
+        }; MAX_REMOTES];
+        for (remote, candidate) in self.remotes.iter_mut().zip(&mut candidates) {
+            match remote.buffer.pull(now, &mut remote.frame) {
+                Ok(info) => remote.last_pull = Some(info),
+                Err(e) => {
+                    remote.frame.fill(0);
+                    error.get_or_insert(e);
+                }
             }
+            *candidate = if remote.available {
+                MixCandidate {
+                    level: remote.level_now.0.min(remote.level_before.0),
+                    voice: remote.level_now.1 || remote.level_before.1,
+                    volume: remote.volume,
+                }
+            } else {
+                MixCandidate {
+                    level: SILENCE,
+                    voice: false,
+                    volume: remote.volume,
+                }
+            };
         }
+        let remotes = &self.remotes;
+        self.mixer.mix(
+            &candidates[..remotes.len()],
+            |i| remotes.get(i).map_or(&[][..], |r| &r.frame[..]),
+            out,
+        );
+        if let Some(error) = error {
+            return Err(error.into());
+        }
+        let info = self
+            .mixer
+            .mixed()
+            .first()
+            .and_then(|&i| self.remotes.get(i))
+            .or(self.remotes.first())
+            .and_then(|r| r.last_pull);
+        Ok(info.unwrap_or(PullInfo {
+            operation: Operation::Silence,
+            samples: FRAME_SAMPLES,
+            samples_from_packets: 0,
+            packet_delay: None,
+            target_delay: Duration::ZERO,
+            buffer_level: Duration::ZERO,
+            media_timestamp: None,
+        }))
     }
 
     /// The next output: datagrams and events first, then the next deadline.
@@ -614,39 +788,42 @@ impl Session {
         Output::Timeout(self.next_deadline())
     }
 
-    /// Statistics at `now`.
+    /// Statistics at `now` (receive figures summarised over the remotes: see
+    /// [`SessionStats`]).
     pub fn stats(&self, now: Instant) -> SessionStats {
-        let jitter_stats = self.buffer.stats();
-        let played = jitter_stats.total_samples_received.max(1) as f64;
-        let (loss_before, jitter) = match &self.remote {
-            Some(remote) => {
-                let expected = (remote.highest_ext - remote.first_ext + 1).max(1) as f64;
-                let lost = (expected - remote.received as f64).max(0.0);
-                (lost / expected, remote.jitter / f64::from(SAMPLE_RATE))
-            }
-            None => (0.0, 0.0),
-        };
-        let controller = self.controller.stats();
-        let jitter_buffer_delay = jitter_stats.mean_delay().as_secs_f64();
-        let end_to_end_delay = self.rtt.map_or(0.0, |rtt| {
-            rtt.as_secs_f64() / 2.0
-                + PACKET_SAMPLES as f64 / f64::from(SAMPLE_RATE)
-                + OPUS_DELAY.as_secs_f64()
-                + self.voice.latency_samples() as f64 / f64::from(SAMPLE_RATE)
-                + self.pacer.queue_delay(now).as_secs_f64()
-                + jitter_buffer_delay
-        });
+        let (mut lost, mut expected) = (0.0, 0.0);
+        let (mut concealed, mut played) = (0u64, 0u64);
+        let (mut jitter, mut buffer_delay, mut buffer_target, mut end_to_end) =
+            (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        for remote in &self.remotes {
+            let (l, e) = remote.loss_before_recovery();
+            lost += l;
+            expected += e;
+            let js = remote.buffer.stats();
+            concealed +=
+                js.concealed_samples - js.silent_concealed_samples.min(js.concealed_samples);
+            played += js.total_samples_received;
+            jitter = jitter.max(remote.jitter_seconds());
+            buffer_delay = buffer_delay.max(js.mean_delay().as_secs_f64());
+            buffer_target = buffer_target.max(remote.buffer.target_delay().as_secs_f64());
+            end_to_end = end_to_end.max(self.end_to_end(remote, now));
+        }
+        let limiting = self.receivers.limiting(now);
+        let controller = limiting.map(tincan_abr::SendSideController::stats);
+        let target_bps = controller.map_or(self.config.controller.start_bps, |c| c.target_bps);
         SessionStats {
-            rtt: self.rtt,
-            receive_loss_before_recovery: loss_before,
-            receive_loss_after_recovery: jitter_stats.concealed_samples as f64 / played,
-            send_loss_reported: self.send_loss_reported,
+            rtt: self.rtt(now),
+            receive_loss_before_recovery: if expected > 0.0 { lost / expected } else { 0.0 },
+            receive_loss_after_recovery: concealed as f64 / played.max(1) as f64,
+            send_loss_reported: self.receivers.loss_reported(now),
             jitter,
-            jitter_buffer_delay,
-            jitter_buffer_target: self.buffer.target_delay().as_secs_f64(),
-            end_to_end_delay,
-            target_bps: controller.target_bps,
-            estimated_bandwidth_bps: controller.acknowledged_bps.unwrap_or(controller.target_bps),
+            jitter_buffer_delay: buffer_delay,
+            jitter_buffer_target: buffer_target,
+            end_to_end_delay: end_to_end,
+            target_bps,
+            estimated_bandwidth_bps: controller
+                .and_then(|c| c.acknowledged_bps)
+                .unwrap_or(target_bps),
             audio_policy_bps: self.settings.bitrate(),
             audio_policy_level: self.settings.level,
             send_bps: self.send_bps,
@@ -655,12 +832,103 @@ impl Session {
             packets_received: self.packets_received,
             bad_datagrams: self.bad_datagrams,
             dropped_outputs: self.dropped_outputs,
+            remotes: self.remotes.len(),
+            refused_packets: self.refused_packets,
+            quality: self.local_quality,
+            active_speaker: self.speakers.current(),
         }
     }
 
-    /// The jitter buffer's own statistics (WebRTC names).
+    /// Statistics of each remote at `now`, in the order they joined.
+    pub fn remote_stats(&self, now: Instant) -> impl Iterator<Item = RemoteStats> + '_ {
+        self.remotes
+            .iter()
+            .map(move |r| self.remote_stats_of(r, now))
+    }
+
+    /// The jitter buffer statistics (WebRTC names) of the first remote (all zero before
+    /// there is one); see [`remote_jitter_stats`](Self::remote_jitter_stats) for the others.
     pub fn jitter_stats(&self) -> &tincan_jitter::AudioJitterStats {
-        self.buffer.stats()
+        self.remotes
+            .first()
+            .map_or(&self.no_jitter_stats, |r| r.buffer.stats())
+    }
+
+    /// The jitter buffer statistics of the remote `audio_ssrc`.
+    pub fn remote_jitter_stats(&self, audio_ssrc: u32) -> Option<&tincan_jitter::AudioJitterStats> {
+        self.remote_index(audio_ssrc)
+            .map(|i| self.remotes[i].buffer.stats())
+    }
+
+    fn remote_index(&self, audio_ssrc: u32) -> Option<usize> {
+        self.remotes.iter().position(|r| r.ssrc() == audio_ssrc)
+    }
+
+    /// The RTT to a remote: its report blocks about our stream (sent by its audio or
+    /// video SSRC).
+    fn remote_rtt(&self, remote: &RemoteStream) -> Option<Duration> {
+        let participant = remote.participant;
+        self.receivers
+            .get(participant.audio_ssrc)
+            .and_then(|r| r.rtt)
+            .or_else(|| {
+                participant
+                    .video_ssrc
+                    .and_then(|v| self.receivers.get(v))
+                    .and_then(|r| r.rtt)
+            })
+    }
+
+    /// The worst RTT of the receivers heard from recently, else of any.
+    fn rtt(&self, now: Instant) -> Option<Duration> {
+        self.receivers
+            .rtt(now)
+            .or_else(|| self.receivers.iter().filter_map(|r| r.rtt).max())
+    }
+
+    /// Delay from a remote's mouth to our ear, seconds (0 before the RTT is known).
+    fn end_to_end(&self, remote: &RemoteStream, now: Instant) -> f64 {
+        self.remote_rtt(remote).map_or(0.0, |rtt| {
+            rtt.as_secs_f64() / 2.0
+                + self.fixed_delay()
+                + self.pacer.queue_delay(now).as_secs_f64()
+                + remote.buffer.stats().mean_delay().as_secs_f64()
+        })
+    }
+
+    /// The delays every path has: the 20 ms packet, Opus, voice processing.
+    fn fixed_delay(&self) -> f64 {
+        PACKET_SAMPLES as f64 / f64::from(SAMPLE_RATE)
+            + OPUS_DELAY.as_secs_f64()
+            + self.voice.latency_samples() as f64 / f64::from(SAMPLE_RATE)
+    }
+
+    fn remote_stats_of(&self, remote: &RemoteStream, now: Instant) -> RemoteStats {
+        let js = remote.buffer.stats();
+        let (lost, expected) = remote.loss_before_recovery();
+        RemoteStats {
+            ssrc: remote.ssrc(),
+            video_ssrc: remote.participant.video_ssrc,
+            audio_available: remote.available,
+            rtt: self.remote_rtt(remote),
+            receive_loss_before_recovery: if expected > 0.0 { lost / expected } else { 0.0 },
+            receive_loss_after_recovery: (js.concealed_samples
+                - js.silent_concealed_samples.min(js.concealed_samples))
+                as f64
+                / js.total_samples_received.max(1) as f64,
+            jitter: remote.jitter_seconds(),
+            jitter_buffer_delay: js.mean_delay().as_secs_f64(),
+            jitter_buffer_target: remote.buffer.target_delay().as_secs_f64(),
+            end_to_end_delay: self.end_to_end(remote, now),
+            receive_bps: remote.receive_bps,
+            packets_received: remote.packets_received,
+            concealment_events: js.concealment_events,
+            volume: remote.last_volume,
+            playout_volume: remote.volume,
+            quality: remote.quality,
+            mos: remote.mos,
+            declared: remote.declared,
+        }
     }
 
     /// Keeps `now` monotonic: an earlier instant than one already seen is taken as the
@@ -687,7 +955,6 @@ impl Session {
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(MAX_DATAGRAM_BYTES))
     }
-
     /// Applies the policy's settings to the encoders.
     fn configure(&mut self, next: AudioRedundancy, first: bool) -> Result<()> {
         let old = self.settings;
@@ -708,23 +975,58 @@ impl Session {
 
     /// Encodes the captured 20 ms and queues its packet (and copies) for the pacer.
     fn packetize(&mut self, level: u8, now: Instant) -> Result<()> {
-        let len = self.encoder.encode(&self.capture, &mut self.opus)?;
         let settings = self.settings;
-        // The copy encoder codes every frame while RED copies are cheaper than the
-        // primary, so that its state is warm when a frame is needed.
         let cheap_copies = settings.red_depth > 0 && settings.red_bitrate < settings.opus_bitrate;
-        let copy_len = if cheap_copies {
-            self.copy_encoder.encode(&self.capture, &mut self.copy)?
+        // Digital silence once the encoder is in DTX: its output is known (the DTX frame
+        // again, with a comfort-noise update of silence now and then), so the encoders
+        // are not run; a DTX frame goes out every [`DTX_KEEPALIVE_PACKETS`] so that the
+        // receivers keep the stream available. (The encoders' state is that of silence
+        // already: they coded the silence that led into DTX.)
+        let silent = self.config.dtx
+            && self.last_dtx
+            && self.gated_frames >= (PACKET_SAMPLES / FRAME_SAMPLES) as u32
+            && self.dtx_frame_len > 0;
+        let (len, copy_len) = if silent {
+            let len = self.dtx_frame_len;
+            self.opus[..len].copy_from_slice(&self.dtx_frame[..len]);
+            self.copy[..len].copy_from_slice(&self.dtx_frame[..len]);
+            (len, len)
         } else {
-            0
+            let len = self.encoder.encode(&self.capture, &mut self.opus)?;
+            // The copy encoder codes every frame while RED copies are cheaper than the
+            // primary, so that its state is warm when a frame is needed.
+            let copy_len = if cheap_copies {
+                self.copy_encoder.encode(&self.capture, &mut self.copy)?
+            } else {
+                0
+            };
+            if len <= self.dtx_frame.len() {
+                self.dtx_frame[..len].copy_from_slice(&self.opus[..len]);
+                self.dtx_frame_len = len;
+            }
+            (len, copy_len)
         };
-        if self.muted {
-            // Muted: nothing leaves, but the RTP clock runs on (RFC 3550: the timestamp
-            // counts sampling instants, sent or not), and the RED history is dropped so
-            // that no stale frame travels after the unmute.
-            self.red = RedEncoder::new(settings.red_depth)?;
+        // DTX: Opus codes silence as 1-2 byte frames; the first is sent (it tells the
+        // receiver to play comfort noise), the rest are not, except the encoder's own
+        // comfort-noise updates (full frames every 400 ms), as libwebrtc does.
+        let dtx_frame = self.config.dtx && len <= 2;
+        let skip = dtx_frame
+            && self.last_dtx
+            && (!silent || self.packets_skipped + 1 < DTX_KEEPALIVE_PACKETS);
+        self.last_dtx = dtx_frame;
+        self.packets_skipped = if skip { self.packets_skipped + 1 } else { 0 };
+        if self.muted || skip {
+            // Nothing leaves, but the RTP clock runs on (RFC 3550: the timestamp counts
+            // sampling instants, sent or not), and the RED history is dropped (once per
+            // gap) so that no stale frame travels after the gap: RED blocks then never
+            // span one, and the receiver's sequence arithmetic for them holds.
+            if !self.send_gap {
+                self.red = RedEncoder::new(settings.red_depth)?;
+                self.send_gap = true;
+            }
             return Ok(());
         }
+        self.send_gap = false;
         let mut payload = self.buffer();
         let payload_type = if settings.red_depth == 0 {
             payload.extend_from_slice(&self.opus[..len]);
@@ -786,17 +1088,19 @@ impl Session {
         }
     }
 
-    /// The pacer's rate: the controller's, but never below [`AUDIO_PACING_HEADROOM`] times
-    /// what the audio policy sends with its RTP overhead, so that audio (the only media
-    /// here) never waits behind its own rate when its budget floor exceeds the target.
-    fn pacing_bps(&self) -> u64 {
+    /// The pacer's rate: the limiting receiver's controller's, but never below
+    /// [`AUDIO_PACING_HEADROOM`] times what the audio policy sends with its RTP overhead,
+    /// so that audio (the only media here) never waits behind its own rate when its budget
+    /// floor exceeds the target.
+    fn pacing_bps(&self, now: Instant) -> u64 {
         let packets_per_second = u64::from(self.settings.packet_copies.max(1))
             * u64::from(SAMPLE_RATE)
             / PACKET_SAMPLES as u64;
         let audio =
             u64::from(self.settings.bitrate()) + packets_per_second * RTP_OVERHEAD as u64 * 8;
-        self.controller
-            .pacing_bps()
+        self.receivers
+            .limiting(now)
+            .map_or(0, tincan_abr::SendSideController::pacing_bps)
             .max(audio * AUDIO_PACING_HEADROOM)
     }
 
@@ -811,11 +1115,10 @@ impl Session {
                 self.enqueue(pending, now);
             }
         }
-        self.controller.handle_timeout(now);
         // Audio only: probe clusters would need padding packets, which this slice does
         // not send; the audio rate is far below any estimate worth probing for.
-        while self.controller.poll_probe().is_some() {}
-        self.pacer.set_rates(self.pacing_bps(), 0);
+        self.receivers.handle_timeout(now);
+        self.pacer.set_rates(self.pacing_bps(now), 0);
         loop {
             match self.pacer.poll(now) {
                 PacerOutput::Send { packet, .. } => self.transmit_rtp(packet, now)?,
@@ -824,11 +1127,24 @@ impl Session {
                 PacerOutput::Timeout(_) | PacerOutput::Idle => break,
             }
         }
-        self.rtcp.clear();
-        if self.feedback.poll_feedback(now, &mut self.rtcp)? && !self.rtcp.is_empty() {
-            let mut datagram = self.buffer();
-            datagram.extend_from_slice(&self.rtcp);
-            self.push_output(Output::Transmit(datagram));
+        for i in 0..self.remotes.len() {
+            if self.remotes[i]
+                .feedback
+                .poll_timeout()
+                .is_none_or(|t| t > now)
+            {
+                continue;
+            }
+            self.rtcp.clear();
+            if self.remotes[i]
+                .feedback
+                .poll_feedback(now, &mut self.rtcp)?
+                && !self.rtcp.is_empty()
+            {
+                let mut datagram = self.buffer();
+                datagram.extend_from_slice(&self.rtcp);
+                self.push_output(Output::Transmit(datagram));
+            }
         }
         if self.next_rtcp.is_some_and(|t| t <= now) {
             self.send_report(now)?;
@@ -844,62 +1160,172 @@ impl Session {
             self.receive_bps = (self.bytes_received_window as f64 * 8.0 / secs) as u64;
             self.bytes_sent_window = 0;
             self.bytes_received_window = 0;
+            for remote in &mut self.remotes {
+                remote.receive_bps = (remote.bytes_window as f64 * 8.0 / secs) as u64;
+                remote.bytes_window = 0;
+            }
             self.next_rate = Some(now + RATE_WINDOW);
         }
-        if self.next_stats.is_some_and(|t| t <= now) {
-            let stats = self.stats(now);
-            self.push_output(Output::Event(Event::Stats(stats)));
-            self.next_stats = Some(now + STATS_INTERVAL);
+        if self.next_speaker.is_some_and(|t| t <= now) {
+            for remote in &mut self.remotes {
+                remote.level_before = remote.level_now;
+                remote.level_now = (SILENCE, false);
+            }
+            if let Some(ssrc) = self.speakers.tick(now) {
+                self.push_output(Output::Event(Event::ActiveSpeaker { ssrc }));
+            }
+            self.next_speaker = Some(now + SPEAKER_TICK);
         }
         self.remote_timers(now);
+        if self.next_stats.is_some_and(|t| t <= now) {
+            self.update_quality(now);
+            let stats = self.stats(now);
+            self.push_output(Output::Event(Event::Stats(stats)));
+            for i in 0..self.remotes.len() {
+                let stats = self.remote_stats_of(&self.remotes[i], now);
+                self.push_output(Output::Event(Event::RemoteStats(stats)));
+            }
+            self.next_stats = Some(now + STATS_INTERVAL);
+        }
         Ok(())
     }
 
+    /// Each remote's availability and volume events.
     fn remote_timers(&mut self, now: Instant) {
-        let mut events: [Option<Event>; 2] = [None, None];
-        if let Some(remote) = &mut self.remote {
-            if remote.available
-                && now.saturating_duration_since(remote.last_arrival) >= REMOTE_AUDIO_TIMEOUT
-            {
+        for i in 0..self.remotes.len() {
+            let mut events: [Option<Event>; 2] = [None, None];
+            let remote = &mut self.remotes[i];
+            let ssrc = remote.ssrc();
+            if remote.audio_deadline().is_some_and(|t| t <= now) {
                 remote.available = false;
                 remote.loudest = None;
-                self.next_volume = None;
-                events[0] = Some(Event::RemoteAudioUnavailable { ssrc: remote.ssrc });
+                remote.next_volume = None;
+                remote.level_now = (SILENCE, false);
+                remote.level_before = (SILENCE, false);
+                events[0] = Some(Event::RemoteAudioUnavailable { ssrc });
             }
-            if self.next_volume.is_some_and(|t| t <= now) {
+            if remote.next_volume.is_some_and(|t| t <= now) {
                 let volume = remote.loudest.take().map_or(0, level_to_volume);
-                events[1] = Some(Event::RemoteVolume {
-                    ssrc: remote.ssrc,
-                    volume,
-                });
-                self.next_volume = Some(now + VOLUME_INTERVAL);
+                remote.last_volume = volume;
+                events[1] = Some(Event::RemoteVolume { ssrc, volume });
+                remote.next_volume = Some(now + VOLUME_INTERVAL);
+            }
+            for event in events.into_iter().flatten() {
+                self.push_output(Output::Event(event));
             }
         }
-        for event in events.into_iter().flatten() {
-            self.push_output(Output::Event(event));
+    }
+
+    /// Re-evaluates the network quality of every remote and of our own link (every
+    /// [`STATS_INTERVAL`], from the interval's figures; `docs/PIPELINE.md` has the
+    /// formula); an event for each that changed.
+    fn update_quality(&mut self, now: Instant) {
+        let fixed = self.fixed_delay();
+        for i in 0..self.remotes.len() {
+            let rtt = self.remote_rtt(&self.remotes[i]);
+            let remote = &mut self.remotes[i];
+            let js = *remote.buffer.stats();
+            let prior = remote.prior;
+            remote.prior = QualityPrior {
+                total_samples: js.total_samples_received,
+                concealed: js.concealed_samples,
+                silent_concealed: js.silent_concealed_samples,
+                concealment_events: js.concealment_events,
+            };
+            let silent_for = remote
+                .last_heard
+                .unwrap_or(remote.created)
+                .max(remote.created);
+            let quality = if now.saturating_duration_since(silent_for) >= DOWN_AFTER {
+                remote.mos = None;
+                NetworkQuality::Down
+            } else if remote.rtp.is_none() && rtt.is_none() {
+                NetworkQuality::Unknown
+            } else {
+                // Residual loss: the interval's audible concealment (silent concealment
+                // after a mute or before the start is no network loss).
+                let total = js.total_samples_received - prior.total_samples;
+                let concealed = (js.concealed_samples - prior.concealed)
+                    .saturating_sub(js.silent_concealed_samples - prior.silent_concealed);
+                let residual = if remote.available && total > 0 {
+                    concealed as f64 / total as f64
+                } else {
+                    0.0
+                };
+                let events = js.concealment_events - prior.concealment_events;
+                let mean_burst = if events > 0 {
+                    concealed as f64 / events as f64 / PACKET_SAMPLES as f64
+                } else {
+                    1.0
+                };
+                let delay = rtt.map_or(0.0, |r| r.as_secs_f64() / 2.0)
+                    + fixed
+                    + remote.buffer.target_delay().as_secs_f64();
+                let r = quality::r_factor(residual, mean_burst, Duration::from_secs_f64(delay));
+                remote.mos = Some(quality::mos_from_r(r));
+                NetworkQuality::from_r(r)
+            };
+            if quality != remote.quality {
+                remote.quality = quality;
+                let ssrc = remote.ssrc();
+                self.push_output(Output::Event(Event::NetworkQuality { ssrc, quality }));
+            }
+        }
+        // Our own link, as the receivers report it: their worst loss (before recovery:
+        // the sender cannot know the residual), RTT, and twice their reported jitter as
+        // the buffer it needs.
+        let heard_any = self.remotes.iter().any(|r| {
+            r.last_heard
+                .is_some_and(|t| now.saturating_duration_since(t) < DOWN_AFTER)
+        });
+        let quality = if self.receivers.any_recent(now) {
+            let delay = self.rtt(now).map_or(0.0, |r| r.as_secs_f64() / 2.0)
+                + fixed
+                + 2.0 * self.receivers.jitter_reported(now);
+            let r = quality::r_factor(
+                self.receivers.loss_reported(now),
+                1.0,
+                Duration::from_secs_f64(delay),
+            );
+            NetworkQuality::from_r(r)
+        } else if !self.remotes.is_empty()
+            && !heard_any
+            && self
+                .remotes
+                .iter()
+                .all(|r| now.saturating_duration_since(r.created) >= DOWN_AFTER)
+        {
+            NetworkQuality::Down
+        } else {
+            NetworkQuality::Unknown
+        };
+        if quality != self.local_quality {
+            self.local_quality = quality;
+            self.push_output(Output::Event(Event::NetworkQuality {
+                ssrc: self.config.local_ssrc,
+                quality,
+            }));
         }
     }
 
     fn next_deadline(&self) -> Instant {
         let now = self.now;
-        let remote_timeout = self
-            .remote
-            .as_ref()
-            .filter(|r| r.available)
-            .map(|r| r.last_arrival + REMOTE_AUDIO_TIMEOUT);
+        let remotes = self
+            .remotes
+            .iter()
+            .flat_map(|r| [r.next_volume, r.audio_deadline(), r.feedback.poll_timeout()]);
         [
             self.next_rtcp,
             self.next_policy,
-            self.next_volume,
             self.next_rate,
             self.next_stats,
-            remote_timeout,
-            self.feedback.poll_timeout(),
-            self.controller.poll_timeout(),
+            self.next_speaker,
+            self.receivers.poll_timeout(),
             self.pacer.poll_timeout(now),
             self.copies.front().map(|(t, _)| *t),
         ]
         .into_iter()
+        .chain(remotes)
         .flatten()
         .min()
         .unwrap_or(now + RTCP_INTERVAL)
@@ -937,7 +1363,7 @@ impl Session {
         .write_vec(&mut datagram);
         self.recycle(pending.payload);
         built?;
-        self.controller.on_packet_sent(SentPacket {
+        self.receivers.on_packet_sent(SentPacket {
             transport_seq,
             size_bytes: datagram.len(),
             send_time: now,
@@ -952,19 +1378,34 @@ impl Session {
         Ok(())
     }
 
-    /// Sends an SR (when we sent media since the last report) or an RR, with a report
-    /// block about the remote's stream once it has sent.
+    /// Sends one compound: an SR (when we sent media since the last report) or an RR, with
+    /// a report block about each remote's stream once it has sent (a relay hands the SR to
+    /// every receiver and each report block to the stream's owner).
     fn send_report(&mut self, now: Instant) -> Result<()> {
         let ntp = self.ntp(now);
-        let mut block = None;
-        if let Some(remote) = &mut self.remote {
-            let expected = remote.highest_ext - remote.first_ext + 1;
-            let lost_total = expected - remote.received as i64;
-            let expected_interval = expected - remote.expected_prior;
-            let received_interval = remote.received as i64 - remote.received_prior as i64;
+        let mut blocks = [ReportBlock {
+            ssrc: 0,
+            fraction_lost: 0,
+            cumulative_lost: 0,
+            highest_sequence: 0,
+            jitter: 0,
+            last_sr: 0,
+            delay_since_last_sr: 0,
+        }; MAX_REMOTES];
+        let mut count = 0;
+        for remote in &mut self.remotes {
+            let ssrc = remote.ssrc();
+            let last_sr = remote.last_sr;
+            let Some(rtp) = &mut remote.rtp else {
+                continue;
+            };
+            let expected = rtp.expected();
+            let lost_total = expected - rtp.received as i64;
+            let expected_interval = expected - rtp.expected_prior;
+            let received_interval = rtp.received as i64 - rtp.received_prior as i64;
             let lost_interval = expected_interval - received_interval;
-            remote.expected_prior = expected;
-            remote.received_prior = remote.received;
+            rtp.expected_prior = expected;
+            rtp.received_prior = rtp.received;
             remote.recent_loss = if expected_interval > 0 {
                 lost_interval.max(0) as f64 / expected_interval as f64
             } else {
@@ -975,28 +1416,30 @@ impl Session {
             } else {
                 0
             };
-            let (last_sr, delay_since_last_sr) = match remote.last_sr {
+            let (last_sr, delay_since_last_sr) = match last_sr {
                 Some((middle, at)) => {
                     let delay = now.saturating_duration_since(at).as_secs_f64() * 65_536.0;
                     (middle, delay.min(f64::from(u32::MAX)) as u32)
                 }
                 None => (0, 0),
             };
-            block = Some(ReportBlock {
-                ssrc: remote.ssrc,
-                fraction_lost,
-                cumulative_lost: lost_total.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
-                highest_sequence: remote.highest_ext as u32,
-                jitter: remote.jitter as u32,
-                last_sr,
-                delay_since_last_sr,
-            });
+            if let Some(block) = blocks.get_mut(count) {
+                *block = ReportBlock {
+                    ssrc,
+                    fraction_lost,
+                    cumulative_lost: lost_total.clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+                        as i32,
+                    highest_sequence: rtp.highest_ext as u32,
+                    jitter: rtp.jitter as u32,
+                    last_sr,
+                    delay_since_last_sr,
+                };
+                count += 1;
+            }
         }
-        self.update_recovery_delay();
-        let blocks: &[ReportBlock] = match &block {
-            Some(b) => std::slice::from_ref(b),
-            None => &[],
-        };
+        for i in 0..self.remotes.len() {
+            self.update_recovery_delay(i);
+        }
         self.rtcp.clear();
         let mut writer = RtcpWriter::new(&mut self.rtcp);
         if self.sent_since_report {
@@ -1006,9 +1449,9 @@ impl Session {
                 packet_count: self.packets_sent as u32,
                 octet_count: self.octets_sent as u32,
             };
-            writer.sender_report(self.config.local_ssrc, &info, blocks)?;
+            writer.sender_report(self.config.local_ssrc, &info, &blocks[..count])?;
         } else {
-            writer.receiver_report(self.config.local_ssrc, blocks)?;
+            writer.receiver_report(self.config.local_ssrc, &blocks[..count])?;
         }
         self.sent_since_report = false;
         let mut datagram = self.buffer();
@@ -1017,31 +1460,24 @@ impl Session {
         Ok(())
     }
 
-    /// Feeds the loss the transport-cc feedback showed since the last update to the
-    /// audio policy, with the RTT and the controller's target as budget.
+    /// Feeds the loss the worst receiver's transport-cc feedback showed since the last
+    /// update to the audio policy, with its RTT and the limiting target as budget.
     fn update_policy(&mut self, now: Instant) -> Result<()> {
-        if self.statuses.len() < MIN_REPORT_PACKETS {
+        let Some(report) = self.receivers.take_loss_report(now) else {
             return Ok(());
-        }
-        let lost = self.statuses.iter().filter(|arrived| !**arrived).count();
-        let bursts = self.statuses.windows(2).filter(|w| w[0] && !w[1]).count()
-            + usize::from(self.statuses.first() == Some(&false));
-        let report = LossReport {
-            loss: lost as f64 / self.statuses.len() as f64,
-            mean_burst: if bursts == 0 {
-                1.0
-            } else {
-                lost as f64 / bursts as f64
-            },
-            rtt: self.rtt.unwrap_or(self.controller.rtt()),
         };
-        self.statuses.clear();
-        let budget = self
-            .controller
-            .target_bps()
+        let target = self
+            .receivers
+            .limiting(now)
+            .map_or(self.config.controller.start_bps, |c| c.target_bps());
+        let budget = target
             .max(self.config.min_audio_budget_bps)
             .min(MAX_AUDIO_BUDGET_BPS) as u32;
-        self.policy.set_jitter_delay(self.buffer.target_delay());
+        // The receivers' buffers are theirs; ours for the first remote is the best guess of
+        // what theirs wait (the same configuration on similar paths).
+        if let Some(remote) = self.remotes.first() {
+            self.policy.set_jitter_delay(remote.buffer.target_delay());
+        }
         let next = self.policy.update(report, budget, now);
         if next != self.settings {
             self.configure(next, false)?;
@@ -1065,9 +1501,17 @@ impl Session {
         }
     }
 
+    /// Notes that `ssrc`'s participant was heard (any datagram).
+    fn heard(&mut self, ssrc: u32, now: Instant) {
+        if let Some(remote) = self.remotes.iter_mut().find(|r| r.owns(ssrc)) {
+            remote.heard(now);
+        }
+    }
+
     fn receive_rtcp(&mut self, data: &[u8], now: Instant) -> Result<()> {
         let compound = RtcpCompound::parse(data)?;
         let arrival = self.ntp(now);
+        let local = self.config.local_ssrc;
         for packet in compound.packets() {
             // One bad packet in a compound does not spoil the others.
             let Ok(packet) = packet else {
@@ -1076,44 +1520,89 @@ impl Session {
             };
             match packet {
                 RtcpPacket::SenderReport(sr) => {
-                    if let Some(remote) = &mut self.remote
-                        && remote.ssrc == sr.ssrc
-                    {
+                    self.heard(sr.ssrc, now);
+                    if let Some(remote) = self.remotes.iter_mut().find(|r| r.ssrc() == sr.ssrc) {
                         remote.last_sr = Some((sr.info.ntp.middle32(), now));
                     }
                     for block in sr.report_blocks() {
-                        self.on_report_block(block, arrival, now);
+                        self.on_report_block(sr.ssrc, block, arrival, now)?;
                     }
                 }
                 RtcpPacket::ReceiverReport(rr) => {
+                    self.heard(rr.ssrc, now);
                     for block in rr.report_blocks() {
-                        self.on_report_block(block, arrival, now);
+                        self.on_report_block(rr.ssrc, block, arrival, now)?;
                     }
                 }
-                RtcpPacket::TransportCc(feedback) => {
-                    self.controller.on_transport_feedback(&feedback, now)?;
-                    for (_, arrival) in feedback.packets() {
-                        if self.statuses.len() < MAX_STATUSES {
-                            self.statuses.push(arrival.is_some());
-                        }
+                // Feedback about our stream (media SSRC ours, or 0 from a sender that does
+                // not fill it in).
+                RtcpPacket::TransportCc(feedback)
+                    if feedback.media_ssrc == local || feedback.media_ssrc == 0 =>
+                {
+                    self.heard(feedback.sender_ssrc, now);
+                    self.receivers
+                        .on_transport_feedback(feedback.sender_ssrc, &feedback, now)?;
+                }
+                RtcpPacket::Remb(remb) if remb.ssrcs().any(|s| s == local) => {
+                    self.heard(remb.sender_ssrc, now);
+                    if let Some(r) = self.receivers.heard(remb.sender_ssrc, now)? {
+                        r.controller.on_remb(remb.bitrate_bps, now);
                     }
                 }
-                RtcpPacket::Remb(remb) => self.controller.on_remb(remb.bitrate_bps, now),
                 _ => {}
             }
         }
         Ok(())
     }
 
-    fn on_report_block(&mut self, block: ReportBlock, arrival: Ntp64, now: Instant) {
+    /// A report block from `sender`: about our stream, it gives that receiver's RTT, loss
+    /// and jitter; about another stream (a relay may forward a compound whole), nothing.
+    fn on_report_block(
+        &mut self,
+        sender: u32,
+        block: ReportBlock,
+        arrival: Ntp64,
+        now: Instant,
+    ) -> Result<()> {
         if block.ssrc != self.config.local_ssrc {
-            return;
+            return Ok(());
         }
-        self.send_loss_reported = f64::from(block.fraction_lost) / 256.0;
-        if let Some(rtt) = block.rtt(arrival) {
-            self.rtt = Some(rtt);
-            self.controller.on_rtt(rtt, now);
+        if let Some(r) = self.receivers.heard(sender, now)? {
+            r.loss_reported = f64::from(block.fraction_lost) / 256.0;
+            r.jitter_reported = f64::from(block.jitter) / f64::from(SAMPLE_RATE);
+            if let Some(rtt) = block.rtt(arrival) {
+                r.rtt = Some(rtt);
+                r.controller.on_rtt(rtt, now);
+            }
         }
+        Ok(())
+    }
+
+    /// The remote sending as `ssrc`: known, or new when undeclared SSRCs are accepted and
+    /// there is room.
+    fn remote_for(&mut self, ssrc: u32, now: Instant) -> Result<usize> {
+        if let Some(i) = self.remote_index(ssrc) {
+            return Ok(i);
+        }
+        if !self.config.accept_undeclared_remotes {
+            return Err(PipelineError::UnknownRemote { ssrc });
+        }
+        if self.remotes.len() >= MAX_REMOTES {
+            return Err(PipelineError::TooManyRemotes {
+                ssrc,
+                limit: MAX_REMOTES,
+            });
+        }
+        let stream = RemoteStream::new(
+            RemoteParticipant::new(ssrc),
+            false,
+            self.config.local_ssrc,
+            &self.config.jitter,
+            now,
+        )?;
+        self.mixer.reset_source(self.remotes.len());
+        self.remotes.push(stream);
+        Ok(self.remotes.len() - 1)
     }
 
     fn receive_rtp(&mut self, data: &[u8], now: Instant) -> Result<()> {
@@ -1123,80 +1612,56 @@ impl Session {
             return Err(PipelineError::UnknownPayloadType { payload_type });
         }
         let known = KnownExtensions::read(&packet, &self.extensions)?;
-        self.packets_received += 1;
-        if let Some(tcc) = known.transport_cc {
-            self.feedback.on_packet_received(tcc.0, now);
-        }
         let ssrc = packet.ssrc();
+        let index = self.remote_for(ssrc, now)?;
+        self.packets_received += 1;
         let seq = packet.sequence_number();
         let timestamp = packet.timestamp().0;
-        let mut events: [Option<Event>; 2] = [None, None];
-        let remote = match &mut self.remote {
-            Some(remote) if remote.ssrc == ssrc => remote,
-            _ => {
-                // A new remote stream (the first, or a new SSRC): start over. More
-                // remotes will be keyed by SSRC here.
-                if let Some(old) = &self.remote
-                    && old.available
-                {
-                    events[0] = Some(Event::RemoteAudioUnavailable { ssrc: old.ssrc });
-                }
-                let mut extender = SeqNoExtender::new();
-                let ext = extender.extend(seq);
-                self.remote.insert(Remote {
-                    ssrc,
-                    seq: extender,
-                    first_ext: ext,
-                    highest_ext: ext - 1,
-                    received: 0,
-                    seen: [0; SEEN_WORDS],
-                    expected_prior: 0,
-                    received_prior: 0,
-                    jitter: 0.0,
-                    last_transit: None,
-                    last_arrival: now,
-                    available: false,
-                    loudest: None,
-                    last_sr: None,
-                    red_depth: 0,
-                    recent_loss: 0.0,
-                })
-            }
-        };
-        let ext = remote.seq.extend(seq);
-        if remote.mark_seen(ext) {
-            remote.received += 1;
+        let epoch = self.epoch;
+        let remote = &mut self.remotes[index];
+        remote.packets_received += 1;
+        remote.bytes_window += data.len() as u64;
+        remote.heard(now);
+        if let Some(tcc) = known.transport_cc {
+            remote.feedback.on_packet_received(tcc.0, now);
         }
-        remote.last_arrival = now;
+        let rtp = remote.rtp.get_or_insert_with(|| RtpState::new(seq));
+        let ext = rtp.seq.extend(seq);
+        if rtp.mark_seen(ext) {
+            rtp.received += 1;
+        }
+        remote.last_arrival = Some(now);
         // RFC 3550 A.8: interarrival jitter in timestamp units.
-        let arrival_ticks = (now.saturating_duration_since(self.epoch).as_secs_f64()
-            * f64::from(SAMPLE_RATE)) as i64;
+        let arrival_ticks =
+            (now.saturating_duration_since(epoch).as_secs_f64() * f64::from(SAMPLE_RATE)) as i64;
         let transit = arrival_ticks - i64::from(timestamp);
-        if let Some(last) = remote.last_transit {
+        if let Some(last) = rtp.last_transit {
             let d = (transit - last).abs() as f64;
-            remote.jitter += (d - remote.jitter) / 16.0;
+            rtp.jitter += (d - rtp.jitter) / 16.0;
         }
-        remote.last_transit = Some(transit);
+        rtp.last_transit = Some(transit);
+        let quiet = known
+            .audio_level
+            .is_some_and(|l| !l.voice && l.level() >= DTX_GATE_LEVEL);
         if let Some(level) = known.audio_level {
-            remote.loudest = Some(
-                remote
-                    .loudest
-                    .map_or(level.level(), |l| l.min(level.level())),
-            );
+            let (value, voice) = (level.level(), level.voice);
+            remote.loudest = Some(remote.loudest.map_or(value, |l| l.min(value)));
+            remote.level_now = (remote.level_now.0.min(value), remote.level_now.1 || voice);
+            self.speakers.observe(ssrc, value, voice);
         }
+        let remote = &mut self.remotes[index];
         if !remote.available {
             remote.available = true;
-            events[1] = Some(Event::RemoteAudioAvailable { ssrc });
-            self.next_volume = Some(now + VOLUME_INTERVAL);
-        }
-        for event in events.into_iter().flatten() {
-            self.push_output(Output::Event(event));
+            remote.next_volume = Some(now + VOLUME_INTERVAL);
+            self.push_output(Output::Event(Event::RemoteAudioAvailable { ssrc }));
         }
         let payload = packet.payload();
         if payload_type == OPUS_PT {
             // Plain Opus: the sender has stopped RED, so its copies are no longer waited for.
-            self.set_red_depth(0);
-            self.insert(ssrc, seq, timestamp, payload, false, now)?;
+            self.remotes[index].in_dtx = payload.len() <= 2;
+            self.remotes[index].set_quiet(quiet || payload.len() <= 2)?;
+            self.set_red_depth(index, 0);
+            self.insert(index, seq, timestamp, payload, false, now)?;
             return Ok(());
         }
         let red = RedPayload::parse(payload)?;
@@ -1211,23 +1676,25 @@ impl Session {
             // old had the sequence number `back` before this one.
             let sequence = seq.wrapping_sub(back as u16);
             let ts = timestamp.wrapping_sub(u32::from(block.timestamp_offset));
-            self.insert(ssrc, sequence, ts, block.data, true, now)?;
+            self.insert(index, sequence, ts, block.data, true, now)?;
         }
-        self.set_red_depth(depth);
+        self.set_red_depth(index, depth);
         let primary = red.primary().data;
+        self.remotes[index].in_dtx = primary.len() <= 2;
+        self.remotes[index].set_quiet(quiet || primary.len() <= 2)?;
         if !primary.is_empty() {
-            self.insert(ssrc, seq, timestamp, primary, false, now)?;
+            self.insert(index, seq, timestamp, primary, false, now)?;
         }
         Ok(())
     }
 
-    /// Notes the RED depth of a received packet.
-    fn set_red_depth(&mut self, depth: usize) {
-        if let Some(remote) = &mut self.remote
+    /// Notes the RED depth of a packet received from remote `index`.
+    fn set_red_depth(&mut self, index: usize, depth: usize) {
+        if let Some(remote) = self.remotes.get_mut(index)
             && depth != remote.red_depth
         {
             remote.red_depth = depth;
-            self.update_recovery_delay();
+            self.update_recovery_delay(index);
         }
     }
 
@@ -1237,8 +1704,8 @@ impl Session {
     /// packet more lets in-band FEC and DRED, carried by the next packet, repair a loss. The
     /// wait is taken when RED arrives or the last report interval lost more than
     /// [`RECOVERY_LOSS_THRESHOLD`]; on a clean path it costs nothing.
-    fn update_recovery_delay(&mut self) {
-        let Some(remote) = &self.remote else {
+    fn update_recovery_delay(&mut self, index: usize) {
+        let Some(remote) = self.remotes.get_mut(index) else {
             return;
         };
         let wait = if remote.red_depth > 0 || remote.recent_loss > RECOVERY_LOSS_THRESHOLD {
@@ -1247,35 +1714,37 @@ impl Session {
             0
         };
         let delay = PACKET_DURATION * wait;
-        if delay != self.buffer.config().recovery_delay {
-            self.buffer.set_recovery_delay(delay);
+        if delay != remote.buffer.config().recovery_delay {
+            remote.buffer.set_recovery_delay(delay);
         }
     }
 
     fn insert(
         &mut self,
-        ssrc: u32,
+        index: usize,
         sequence: SeqNo,
         timestamp: u32,
         payload: &[u8],
         recovered: bool,
         now: Instant,
     ) -> Result<()> {
+        let Some(remote) = self.remotes.get_mut(index) else {
+            return Ok(());
+        };
         let packet = AudioPacket {
-            ssrc,
+            ssrc: remote.ssrc(),
             sequence: sequence.0,
             timestamp,
             payload,
         };
         if recovered {
-            self.buffer.insert_recovered(packet, now)?;
+            remote.buffer.insert_recovered(packet, now)?;
         } else {
-            self.buffer.insert(packet, now)?;
+            remote.buffer.insert(packet, now)?;
         }
         Ok(())
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1447,39 +1916,124 @@ mod tests {
         );
     }
 
+    /// An RTP packet from `ssrc` as a remote would send it.
+    fn rtp_from(ssrc: u32, sequence: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        RtpPacketBuilder::new(OPUS_PT, sequence, u32::from(sequence) * 960, ssrc)
+            .payload(&[0x78, 1, 2, 3])
+            .write_vec(&mut out)
+            .unwrap();
+        out
+    }
+
     #[test]
-    fn copies_and_duplicates_count_once() {
-        let mut extender = SeqNoExtender::new();
-        let first = extender.extend(SeqNo(65_530));
-        let mut remote = Remote {
-            ssrc: 1,
-            seq: extender,
-            first_ext: first,
-            highest_ext: first - 1,
-            received: 0,
-            seen: [0; SEEN_WORDS],
-            expected_prior: 0,
-            received_prior: 0,
-            jitter: 0.0,
-            last_transit: None,
-            last_arrival: Instant::now(),
-            available: false,
-            loudest: None,
-            last_sr: None,
-            red_depth: 0,
-            recent_loss: 0.0,
-        };
-        // Across the wrap, with a duplicate, a gap and a late arrival.
-        let mut new = 0;
-        for seq in [65_530u16, 65_531, 65_531, 65_535, 0, 2, 1, 1, 65_532] {
-            let ext = remote.seq.extend(SeqNo(seq));
-            new += usize::from(remote.mark_seen(ext));
+    fn remotes_are_bounded_declared_and_removed() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        for ssrc in 100..100 + MAX_REMOTES as u32 {
+            s.handle_input(Input::Receive(&rtp_from(ssrc, 0)), t0)
+                .unwrap();
         }
-        assert_eq!(new, 7);
-        assert_eq!(remote.highest_ext - remote.first_ext + 1, 9);
-        // Far beyond the window: the old bits are cleared, the number counts.
-        assert!(remote.mark_seen(remote.highest_ext + 5000));
-        assert!(!remote.mark_seen(remote.highest_ext - 2000));
+        assert_eq!(s.remote_ssrcs().count(), MAX_REMOTES);
+        assert!(matches!(
+            s.handle_input(Input::Receive(&rtp_from(999, 0)), t0),
+            Err(PipelineError::TooManyRemotes {
+                ssrc: 999,
+                limit: MAX_REMOTES
+            })
+        ));
+        assert!(matches!(
+            s.add_remote(RemoteParticipant::new(998)),
+            Err(PipelineError::TooManyRemotes { .. })
+        ));
+        let stats = s.stats(t0);
+        assert_eq!((stats.refused_packets, stats.bad_datagrams), (1, 0));
+        assert!(s.remove_remote(100));
+        assert!(!s.remove_remote(100));
+        s.add_remote(RemoteParticipant::new(998)).unwrap();
+        assert!(s.remote_stats(t0).any(|r| r.ssrc == 998 && r.declared));
+        assert!(s.remote_stats(t0).any(|r| r.ssrc == 101 && !r.declared));
+        assert!(matches!(
+            s.set_remote_volume(5, 50),
+            Err(PipelineError::UnknownRemote { ssrc: 5 })
+        ));
+        assert!(s.set_remote_volume(998, 101).is_err());
+        s.set_remote_volume(998, 0).unwrap();
+        assert!(
+            s.remote_stats(t0)
+                .any(|r| r.ssrc == 998 && r.playout_volume == 0)
+        );
+        // Undeclared SSRCs refused when so configured.
+        let mut strict = Session::new(
+            SessionConfig::new(1).with_accept_undeclared_remotes(false),
+            t0,
+        )
+        .unwrap();
+        assert!(matches!(
+            strict.handle_input(Input::Receive(&rtp_from(7, 0)), t0),
+            Err(PipelineError::UnknownRemote { ssrc: 7 })
+        ));
+        strict.add_remote(RemoteParticipant::new(7)).unwrap();
+        strict
+            .handle_input(Input::Receive(&rtp_from(7, 1)), t0)
+            .unwrap();
+        assert_eq!(strict.stats(t0).refused_packets, 1);
+    }
+
+    #[test]
+    fn a_rejoin_starts_fresh() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        s.add_remote(RemoteParticipant::new(5)).unwrap();
+        for seq in 0..20 {
+            s.handle_input(Input::Receive(&rtp_from(5, seq)), t0)
+                .unwrap();
+        }
+        assert_eq!(s.remote_stats(t0).next().unwrap().packets_received, 20);
+        s.add_remote(RemoteParticipant::new(5)).unwrap();
+        let fresh = s.remote_stats(t0).next().unwrap();
+        assert_eq!(fresh.packets_received, 0);
+        assert!(!fresh.audio_available);
+        // Its audio was arriving: the application hears that it went.
+        let mut unavailable = false;
+        while let Some(o) = s.outputs.pop_front() {
+            unavailable |= matches!(o, Output::Event(Event::RemoteAudioUnavailable { ssrc: 5 }));
+        }
+        assert!(unavailable);
+    }
+
+    #[test]
+    fn a_silent_remote_goes_down_and_its_quality_is_reported() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        s.add_remote(RemoteParticipant::new(5)).unwrap();
+        let mut qualities = Vec::new();
+        for k in 0..550u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(k));
+            // Packets for 2 s, then nothing.
+            if k < 100 {
+                s.handle_input(Input::Receive(&rtp_from(5, k)), now)
+                    .unwrap();
+            } else {
+                s.handle_input(Input::Timeout, now).unwrap();
+            }
+            while let Some(o) = s.outputs.pop_front() {
+                if let Output::Event(Event::NetworkQuality { ssrc: 5, quality }) = o {
+                    qualities.push((now - t0, quality));
+                }
+            }
+        }
+        // Measured while packets came, down once nothing came for DOWN_AFTER.
+        assert!(
+            matches!(qualities.first(), Some((_, q)) if *q != NetworkQuality::Down),
+            "{qualities:?}"
+        );
+        let (at, last) = *qualities.last().unwrap();
+        assert_eq!(last, NetworkQuality::Down);
+        assert!(at >= Duration::from_secs(2) + DOWN_AFTER && at <= Duration::from_secs(10));
+        let stats = s.remote_stats(t0 + Duration::from_secs(11)).next().unwrap();
+        assert_eq!(stats.quality, NetworkQuality::Down);
+        assert_eq!(stats.mos, None);
     }
 
     #[test]
@@ -1542,8 +2096,13 @@ mod tests {
                 let _ = s.pull_audio(now, &mut out);
                 prop_assert!(s.outputs.len() <= MAX_PENDING_OUTPUTS);
             }
-            prop_assert!(s.buffer.packets_held() <= s.config.jitter.max_packets);
-            prop_assert!(s.statuses.len() <= MAX_STATUSES);
+            prop_assert!(s.remotes.len() <= MAX_REMOTES);
+            for remote in &s.remotes {
+                prop_assert!(remote.buffer.packets_held() <= s.config.jitter.max_packets);
+            }
+            for receiver in s.receivers.iter() {
+                prop_assert!(receiver.statuses.len() <= crate::receivers::MAX_STATUSES);
+            }
             let _ = s.poll_output();
         }
     }

@@ -1,0 +1,707 @@
+//! The call loop: every participant a full [`Session`], every ordered pair a netsim
+//! [`Link`], the [`Relay`] in the middle, all on one virtual clock.
+//!
+//! Time is made up: instants are offsets from one origin, and the loop jumps from one
+//! deadline to the next (the sessions' timers, the links' deliveries and the 10 ms audio
+//! clock), so the call runs as fast as the machine computes it. At each 10 ms tick every
+//! participant pushes its next microphone frame and pulls its next playout frame.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use tincan_media::audio::{AudioFormat, Channels};
+use tincan_media::wav::WavWriter;
+use tincan_netsim::{Link, LinkConfig, Poll};
+
+use tincan_jitter::AudioJitterStats;
+use tincan_pipeline::{
+    Event, FRAME_SAMPLES, Input, Output, RemoteParticipant, RemoteStats, SAMPLE_RATE, Session,
+    SessionConfig,
+};
+
+use super::SimError;
+use super::measure::{MAX_LAG_MS, Measurer};
+use super::relay::Relay;
+use super::report::{
+    ConfigReport, DirectionReport, EventCounts, MemorySample, MouthToEar, NetworkPoint,
+    NetworkReport, ParticipantReport, Playout, RemotePoint, Report, Series, Speed, StatsPoint,
+    WindowMeasure, resident_kib, thread_cpu_time,
+};
+use super::talk::{Microphone, TalkSchedule};
+
+/// The audio clock.
+const TICK: Duration = Duration::from_millis(10);
+/// IPv4 and UDP headers, counted in every datagram's size on the links.
+const UDP_IP_OVERHEAD: usize = 28;
+/// How often the links' counters are sampled for the network series.
+const NETWORK_INTERVAL_TICKS: u64 = 200;
+/// How often resident memory is sampled.
+const MEMORY_INTERVAL_TICKS: u64 = 1_000;
+/// How often the progress bar moves.
+const PROGRESS_TICKS: u64 = 50;
+
+/// One direction's network.
+#[derive(Debug, Clone)]
+pub struct LinkSetup {
+    /// The profile's name (or file), for the report.
+    pub profile: String,
+    /// The link's configuration.
+    pub config: LinkConfig,
+}
+
+/// Everything a call needs.
+#[derive(Debug)]
+pub struct CallSetup {
+    /// Participants (2..=16).
+    pub participants: usize,
+    /// Simulated length.
+    pub duration: Duration,
+    /// Seed of all randomness.
+    pub seed: u64,
+    /// `links[from * participants + to]` for `from != to` (the diagonal is unused).
+    pub links: Vec<LinkSetup>,
+    /// Each participant's microphone.
+    pub mics: Vec<Microphone>,
+    /// Who talks when.
+    pub schedule: TalkSchedule,
+    /// Turn and gap, for the report.
+    pub turn_ms: u64,
+    /// Silence before each turn, ms.
+    pub gap_ms: u64,
+    /// Where the WAV files go.
+    pub out_dir: PathBuf,
+    /// Whether to draw a progress bar (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+    /// Participants who leave the call for a while (and rejoin with a fresh session).
+    pub absences: Vec<Absence>,
+}
+
+/// A participant away from the call between two instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Absence {
+    /// Who (0-based).
+    pub participant: usize,
+    /// When it leaves, from the call's start.
+    pub leave: Duration,
+    /// When it rejoins (at or after the end: it does not come back).
+    pub rejoin: Duration,
+}
+
+/// The SSRC of participant `index`'s audio: distinct, and not a small number, so that a
+/// field left 0 never names anyone.
+pub fn audio_ssrc(index: usize) -> u32 {
+    0x7C00_0000 | ((index as u32 + 1) << 8) | 0xA0
+}
+
+/// A link's seed from the call's seed: SplitMix64 of the pair's index, so that each
+/// direction's losses are independent and reproducible.
+fn link_seed(seed: u64, from: usize, to: usize) -> u64 {
+    let mut z =
+        seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul((from * 64 + to + 1) as u64));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Declares `remotes` (their audio SSRCs) to `session`, as signalling would.
+fn connect(session: &mut Session, participant: usize, remotes: &[u32]) -> Result<(), SimError> {
+    for &ssrc in remotes {
+        session
+            .add_remote(RemoteParticipant::new(ssrc))
+            .map_err(|e| SimError::Session {
+                participant: participant + 1,
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Jitter buffer counters at one instant, to derive interval figures from two of them.
+#[derive(Debug, Clone, Copy, Default)]
+struct PlayoutMark {
+    /// Σ over emitted samples of their buffer delay, seconds.
+    delay: f64,
+    emitted: u64,
+    concealed: u64,
+    total: u64,
+}
+
+impl PlayoutMark {
+    fn of(stats: &AudioJitterStats) -> Self {
+        Self {
+            delay: stats.jitter_buffer_delay,
+            emitted: stats.jitter_buffer_emitted_count,
+            concealed: stats.concealed_samples,
+            total: stats.total_samples_received,
+        }
+    }
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            delay: self.delay + other.delay,
+            emitted: self.emitted + other.emitted,
+            concealed: self.concealed + other.concealed,
+            total: self.total + other.total,
+        }
+    }
+
+    /// Mean buffer delay (ms) and concealed share over the interval since `earlier`.
+    fn since(self, earlier: Self) -> (f64, f64) {
+        let emitted = self.emitted.saturating_sub(earlier.emitted);
+        let total = self.total.saturating_sub(earlier.total);
+        let delay = if emitted > 0 {
+            (self.delay - earlier.delay).max(0.0) / emitted as f64 * 1e3
+        } else {
+            0.0
+        };
+        let concealed = if total > 0 {
+            self.concealed.saturating_sub(earlier.concealed) as f64 / total as f64
+        } else {
+            0.0
+        };
+        (delay, concealed)
+    }
+}
+
+/// A participant and what the simulator keeps about it.
+struct Participant {
+    ssrc: u32,
+    session: Session,
+    /// In the call (not away).
+    present: bool,
+    /// Datagrams that reached it while it was away, dropped.
+    dropped_while_away: u64,
+    mic: Microphone,
+    timeout: Instant,
+    dirty: bool,
+    said: WavWriter,
+    heard: WavWriter,
+    said_file: String,
+    heard_file: String,
+    stats: Series<StatsPoint>,
+    events: EventCounts,
+    errors: u64,
+    /// Jitter buffer counters (all remotes) at the last statistics event.
+    last_playout: PlayoutMark,
+    /// Per remote audio SSRC, its jitter buffer counters at its last statistics event.
+    last_remote_playout: HashMap<u32, PlayoutMark>,
+}
+
+/// One direction: its link and the counters at the last network sample.
+struct Direction {
+    profile: String,
+    link: Link<Rc<[u8]>>,
+    deadline: Option<Instant>,
+    last: (u64, u64, u64, Duration),
+    series: Series<NetworkPoint>,
+    /// The listener's statistics of the talker (`Event::RemoteStats`).
+    remote: Series<RemotePoint>,
+}
+
+fn wav_writer(dir: &Path, name: &str) -> Result<WavWriter, SimError> {
+    let format = AudioFormat::new(SAMPLE_RATE, Channels::Mono).map_err(SimError::media)?;
+    let path = dir.join(name);
+    WavWriter::create(&path, format).map_err(|e| SimError::Output {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Runs the call and returns its report.
+///
+/// # Errors
+///
+/// A session or link that refuses its configuration, a call size the session cannot
+/// carry, or an output file that cannot be written.
+pub fn run(setup: CallSetup) -> Result<Report, SimError> {
+    let n = setup.participants;
+    let t0 = Instant::now();
+    let mut relay = Relay::new(n).map_err(|e| SimError::Invalid {
+        what: "participants",
+        value: n.to_string(),
+        expected: e.to_string(),
+    })?;
+    let mut people = Vec::with_capacity(n);
+    for (index, mic) in setup.mics.into_iter().enumerate() {
+        let ssrc = audio_ssrc(index);
+        relay
+            .claim_ssrc(index, ssrc)
+            .map_err(|e| SimError::Invalid {
+                what: "SSRC",
+                value: format!("{ssrc:#010x}"),
+                expected: e.to_string(),
+            })?;
+        let mut session =
+            Session::new(SessionConfig::new(ssrc), t0).map_err(|e| SimError::Session {
+                participant: index + 1,
+                reason: e.to_string(),
+            })?;
+        let remotes: Vec<u32> = (0..n).filter(|&r| r != index).map(audio_ssrc).collect();
+        connect(&mut session, index, &remotes)?;
+        let said_file = format!("p{}_said.wav", index + 1);
+        let heard_file = format!("p{}_heard.wav", index + 1);
+        people.push(Participant {
+            ssrc,
+            session,
+            present: true,
+            dropped_while_away: 0,
+            mic,
+            timeout: t0,
+            dirty: true,
+            said: wav_writer(&setup.out_dir, &said_file)?,
+            heard: wav_writer(&setup.out_dir, &heard_file)?,
+            said_file,
+            heard_file,
+            stats: Series::default(),
+            events: EventCounts::default(),
+            errors: 0,
+            last_playout: PlayoutMark::default(),
+            last_remote_playout: HashMap::new(),
+        });
+    }
+    let mut directions = Vec::with_capacity(n * n);
+    for from in 0..n {
+        for to in 0..n {
+            let LinkSetup { profile, config } = setup.links[from * n + to].clone();
+            let mut link = Link::new(config, link_seed(setup.seed, from, to)).map_err(|e| {
+                SimError::Invalid {
+                    what: "link",
+                    value: format!("{}→{} ({profile})", from + 1, to + 1),
+                    expected: e.to_string(),
+                }
+            })?;
+            link.set_epoch(t0);
+            directions.push(Direction {
+                profile,
+                link,
+                deadline: None,
+                last: (0, 0, 0, Duration::ZERO),
+                series: Series::default(),
+                remote: Series::default(),
+            });
+        }
+    }
+    let mut measurer = Measurer::new(n, setup.schedule);
+    let samples = |d: Duration| d.as_millis() as u64 * u64::from(SAMPLE_RATE) / 1000;
+    for absence in &setup.absences {
+        // Rejoining takes a moment before audio flows again: a second more unmeasured.
+        let back = absence.rejoin + Duration::from_secs(1);
+        measurer.set_away(absence.participant, samples(absence.leave), samples(back));
+    }
+    let ticks = (setup.duration.as_millis() / TICK.as_millis()) as u64;
+    let end = t0 + TICK * ticks as u32;
+    let bar = if setup.progress {
+        let bar = ProgressBar::new(ticks);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} simulating {msg} [{bar:40}] {percent}% ({elapsed}, ~{eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let cpu_started = thread_cpu_time();
+    let mut memory = Vec::new();
+    let mut routed: Vec<(usize, Rc<[u8]>)> = Vec::new();
+    let mut mic_frame = [0i16; FRAME_SAMPLES];
+    let mut heard_frame = [0i16; FRAME_SAMPLES];
+    let mut tick = 0u64;
+    let mut next_tick = t0;
+    let mut now = t0;
+    loop {
+        // Drain whoever was touched: datagrams through the relay onto the links.
+        for (from, person) in people.iter_mut().enumerate() {
+            if !person.dirty || !person.present {
+                continue;
+            }
+            person.dirty = false;
+            loop {
+                match person.session.poll_output() {
+                    Output::Transmit(datagram) => {
+                        routed.clear();
+                        relay.route(from, &datagram, &mut routed);
+                        for (to, copy) in routed.drain(..) {
+                            let direction = &mut directions[from * n + to];
+                            let size = copy.len() + UDP_IP_OVERHEAD;
+                            direction.link.send(copy, size, now);
+                            direction.deadline = direction.link.next_deadline();
+                        }
+                        person.session.recycle(datagram);
+                    }
+                    Output::Event(event) => {
+                        if let Some((talker, point)) = record_event(person, event, now - t0)
+                            && talker != from
+                        {
+                            directions[talker * n + from].remote.push(point);
+                        }
+                    }
+                    Output::Timeout(at) => {
+                        person.timeout = at;
+                        break;
+                    }
+                    _ => person.events.other += 1,
+                }
+            }
+        }
+        let next = people
+            .iter()
+            .filter(|p| p.present)
+            .map(|p| p.timeout)
+            .chain(directions.iter().filter_map(|d| d.deadline))
+            .fold(next_tick, Instant::min)
+            .max(now);
+        if next >= end {
+            break;
+        }
+        now = next;
+        for (index, direction) in directions.iter_mut().enumerate() {
+            if direction.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            let person = &mut people[index % n];
+            while let Poll::Deliver(delivery) = direction.link.poll(now) {
+                if !person.present {
+                    person.dropped_while_away += 1;
+                } else if person
+                    .session
+                    .handle_input(Input::Receive(&delivery.packet), now)
+                    .is_err()
+                {
+                    person.errors += 1;
+                }
+            }
+            person.dirty = true;
+            direction.deadline = direction.link.next_deadline();
+        }
+        for person in people.iter_mut() {
+            if person.present && person.timeout <= now {
+                if person.session.handle_input(Input::Timeout, now).is_err() {
+                    person.errors += 1;
+                }
+                person.dirty = true;
+            }
+        }
+        if now >= next_tick {
+            for absence in &setup.absences {
+                if tick == absence.leave.as_millis() as u64 / 10 {
+                    leave(&mut people, &mut relay, absence.participant);
+                } else if tick == absence.rejoin.as_millis() as u64 / 10 {
+                    rejoin(&mut people, &mut relay, absence.participant, now)?;
+                }
+            }
+            let mic_sample = tick.saturating_sub(1) * FRAME_SAMPLES as u64;
+            for (index, person) in people.iter_mut().enumerate() {
+                if !person.present {
+                    // Away: nothing said, nothing heard.
+                    mic_frame.fill(0);
+                    if tick > 0 {
+                        measurer.push_mic(index, &mic_frame);
+                        person.said.write(&mic_frame).map_err(SimError::media)?;
+                    }
+                    measurer.push_heard(index, &mic_frame);
+                    person.heard.write(&mic_frame).map_err(SimError::media)?;
+                    continue;
+                }
+                // The frame pushed at tick k holds the 10 ms before it (samples of tick
+                // k - 1); the frame pulled at tick k plays from it: one clock for both.
+                if tick > 0 {
+                    let talking = setup.schedule.talker_at(mic_sample) == Some(index);
+                    person.mic.next_frame(talking, &mut mic_frame);
+                    if person.session.push_audio(&mic_frame, now).is_err() {
+                        person.errors += 1;
+                    }
+                    measurer.push_mic(index, &mic_frame);
+                    person.said.write(&mic_frame).map_err(SimError::media)?;
+                }
+                if person.session.pull_audio(now, &mut heard_frame).is_err() {
+                    person.errors += 1;
+                }
+                measurer.push_heard(index, &heard_frame);
+                person.heard.write(&heard_frame).map_err(SimError::media)?;
+                person.dirty = true;
+            }
+            measurer.measure_ready();
+            tick += 1;
+            next_tick += TICK;
+            if tick % NETWORK_INTERVAL_TICKS == 0 {
+                let t_s = (now - t0).as_secs_f64();
+                for direction in &mut directions {
+                    sample_network(direction, t_s);
+                }
+            }
+            if tick % MEMORY_INTERVAL_TICKS == 0
+                && let Some(rss_kib) = resident_kib()
+            {
+                memory.push(MemorySample {
+                    t_s: (now - t0).as_secs_f64(),
+                    rss_kib,
+                });
+            }
+            if tick % PROGRESS_TICKS == 0 {
+                bar.set_position(tick);
+                bar.set_message(format!(
+                    "{:.0}/{:.0} s",
+                    (now - t0).as_secs_f64(),
+                    setup.duration.as_secs_f64()
+                ));
+            }
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = cpu_started
+        .zip(thread_cpu_time())
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64());
+    bar.finish_and_clear();
+    measurer.finish();
+
+    let simulated = end - t0;
+    let mut participants = Vec::with_capacity(n);
+    let finals: Vec<_> = people.iter().map(|p| p.session.stats(end)).collect();
+    // remote_finals[listener] = (talker's SSRC → the listener's statistics of it).
+    let remote_finals: Vec<HashMap<u32, RemoteStats>> = people
+        .iter()
+        .map(|p| p.session.remote_stats(end).map(|r| (r.ssrc, r)).collect())
+        .collect();
+    for (index, person) in people.into_iter().enumerate() {
+        let mut playout = Playout::default();
+        let mut delay = 0.0;
+        let mut emitted = 0u64;
+        for ssrc in person.session.remote_ssrcs() {
+            if let Some(jitter) = person.session.remote_jitter_stats(ssrc) {
+                playout.total_samples += jitter.total_samples_received;
+                playout.concealed_samples += jitter.concealed_samples;
+                playout.concealment_events += jitter.concealment_events;
+                playout.recovered_samples += jitter.recovered_samples;
+                playout.inserted_samples += jitter.inserted_samples_for_deceleration;
+                playout.removed_samples += jitter.removed_samples_for_acceleration;
+                playout.late_packets += jitter.late_packets;
+                delay += jitter.jitter_buffer_delay;
+                emitted += jitter.jitter_buffer_emitted_count;
+            }
+        }
+        playout.mean_delay_ms = delay / emitted.max(1) as f64 * 1e3;
+        let finish = |writer: WavWriter, file: &str| {
+            writer.finalize().map_err(|e| SimError::Output {
+                path: setup.out_dir.join(file),
+                reason: e.to_string(),
+            })
+        };
+        finish(person.said, &person.said_file)?;
+        finish(person.heard, &person.heard_file)?;
+        participants.push(ParticipantReport {
+            participant: index + 1,
+            ssrc: person.ssrc,
+            mic: person.mic.name.clone(),
+            said_wav: person.said_file,
+            heard_wav: person.heard_file,
+            final_stats: StatsPoint::from_stats(simulated.as_secs_f64(), &finals[index]),
+            playout,
+            events: person.events,
+            session_errors: person.errors,
+            dropped_while_away: person.dropped_while_away,
+            away: setup
+                .absences
+                .iter()
+                .filter(|a| a.participant == index)
+                .map(|a| [a.leave.as_secs_f64(), a.rejoin.min(simulated).as_secs_f64()])
+                .collect(),
+            stats: person.stats,
+        });
+    }
+    let results = measurer.results();
+    let mut direction_reports = Vec::new();
+    for (index, direction) in directions.into_iter().enumerate() {
+        let (from, to) = (index / n, index % n);
+        if from == to {
+            continue;
+        }
+        let counters = *direction.link.counters();
+        let windows: Vec<WindowMeasure> = results
+            .iter()
+            .filter(|r| r.talker == from && r.listener == to)
+            .map(|r| (r.turn, r.start_s, r.correlation, r.mouth_to_ear_ms))
+            .collect();
+        let heard = remote_finals[to].get(&audio_ssrc(from));
+        direction_reports.push(DirectionReport {
+            from: from + 1,
+            to: to + 1,
+            profile: direction.profile,
+            network: NetworkReport {
+                sent: counters.sent,
+                delivered: counters.delivered,
+                dropped: counters.dropped(),
+                loss: counters.dropped() as f64 / counters.sent.max(1) as f64,
+                mean_delay_ms: counters.mean_delay().as_secs_f64() * 1e3,
+                max_delay_ms: counters.max_delay.as_secs_f64() * 1e3,
+            },
+            mouth_to_ear: MouthToEar::from_windows(&windows),
+            loss_before_recovery: heard.map(|r| r.receive_loss_before_recovery),
+            loss_after_recovery: heard.map(|r| r.receive_loss_after_recovery),
+            mos: heard.and_then(|r| r.mos),
+            quality: heard.map(|r| format!("{:?}", r.quality)),
+            network_series: direction.series,
+            remote_stats: direction.remote,
+        });
+    }
+    let wall_s = wall.as_secs_f64();
+    Ok(Report {
+        tool: "tincan sim",
+        version: super::report::REPORT_VERSION,
+        config: ConfigReport {
+            participants: n,
+            media: "audio",
+            duration_s: simulated.as_secs_f64(),
+            seed: setup.seed,
+            turn_s: setup.turn_ms as f64 / 1e3,
+            gap_s: setup.gap_ms as f64 / 1e3,
+            max_lag_ms: MAX_LAG_MS,
+        },
+        speed: Speed {
+            simulated_s: simulated.as_secs_f64(),
+            wall_s,
+            times_real_time: simulated.as_secs_f64() / wall_s.max(1e-9),
+            cpu_s: cpu,
+            times_real_time_cpu: cpu.map(|c| simulated.as_secs_f64() / c.max(1e-9)),
+        },
+        participants,
+        directions: direction_reports,
+        relay: *relay.counters(),
+        memory,
+    })
+}
+
+/// Takes participant `who` out of the call: the relay stops forwarding from and to it and
+/// the others forget it (their sessions drop its state).
+fn leave(people: &mut [Participant], relay: &mut Relay, who: usize) {
+    let ssrc = audio_ssrc(who);
+    // `who` is a valid index: absences are checked when the call is set up.
+    let _ = relay.leave(who);
+    for (index, person) in people.iter_mut().enumerate() {
+        if index == who {
+            person.present = false;
+        } else if person.present {
+            person.session.remove_remote(ssrc);
+            person.last_remote_playout.remove(&ssrc);
+            person.dirty = true;
+        }
+    }
+}
+
+/// Brings participant `who` back with a fresh session (a rejoin: new state, same SSRC);
+/// the others declare it again.
+fn rejoin(
+    people: &mut [Participant],
+    relay: &mut Relay,
+    who: usize,
+    now: Instant,
+) -> Result<(), SimError> {
+    let n = people.len();
+    let ssrc = audio_ssrc(who);
+    let _ = relay.join(who);
+    relay.claim_ssrc(who, ssrc).map_err(|e| SimError::Invalid {
+        what: "SSRC",
+        value: format!("{ssrc:#010x}"),
+        expected: e.to_string(),
+    })?;
+    let mut session =
+        Session::new(SessionConfig::new(ssrc), now).map_err(|e| SimError::Session {
+            participant: who + 1,
+            reason: e.to_string(),
+        })?;
+    let remotes: Vec<u32> = (0..n).filter(|&r| r != who).map(audio_ssrc).collect();
+    connect(&mut session, who, &remotes)?;
+    for (index, person) in people.iter_mut().enumerate() {
+        if index == who {
+            person.session = session;
+            person.present = true;
+            person.dirty = true;
+            person.timeout = now;
+            person.last_playout = PlayoutMark::default();
+            person.last_remote_playout.clear();
+            break;
+        }
+    }
+    for (index, person) in people.iter_mut().enumerate() {
+        if index != who && person.present {
+            connect(&mut person.session, index, &[ssrc])?;
+            person.last_remote_playout.remove(&ssrc);
+            person.dirty = true;
+        }
+    }
+    Ok(())
+}
+
+/// Counts and records a participant's event; a remote's statistics come back as
+/// (talker, point) for the direction's series.
+fn record_event(
+    person: &mut Participant,
+    event: Event,
+    at: Duration,
+) -> Option<(usize, RemotePoint)> {
+    let t_s = at.as_secs_f64();
+    match event {
+        Event::RemoteAudioAvailable { .. } => person.events.remote_audio_available += 1,
+        Event::RemoteAudioUnavailable { .. } => person.events.remote_audio_unavailable += 1,
+        Event::RemoteVolume { .. } => person.events.remote_volume += 1,
+        Event::LocalSpeaking { .. } => person.events.local_speaking += 1,
+        Event::ActiveSpeaker { .. } => person.events.active_speaker += 1,
+        Event::NetworkQuality { .. } => person.events.network_quality += 1,
+        Event::Stats(stats) => {
+            person.events.stats += 1;
+            let mut point = StatsPoint::from_stats(t_s, &stats);
+            let mark = person
+                .session
+                .remote_ssrcs()
+                .filter_map(|ssrc| person.session.remote_jitter_stats(ssrc))
+                .map(PlayoutMark::of)
+                .fold(PlayoutMark::default(), PlayoutMark::add);
+            (point.jitter_buffer_delay_ms, point.concealed_interval) =
+                mark.since(person.last_playout);
+            person.last_playout = mark;
+            person.stats.push(point);
+        }
+        Event::RemoteStats(remote) => {
+            person.events.remote_stats += 1;
+            let talker = talker_of(remote.ssrc)?;
+            let mut point = RemotePoint::from_stats(t_s, &remote);
+            if let Some(jitter) = person.session.remote_jitter_stats(remote.ssrc) {
+                let mark = PlayoutMark::of(jitter);
+                let last = person.last_remote_playout.insert(remote.ssrc, mark);
+                (point.jitter_buffer_delay_ms, point.concealed_interval) =
+                    mark.since(last.unwrap_or_default());
+            }
+            return Some((talker, point));
+        }
+        _ => person.events.other += 1,
+    }
+    None
+}
+
+/// The participant whose audio SSRC is `ssrc` ([`audio_ssrc`]'s inverse).
+fn talker_of(ssrc: u32) -> Option<usize> {
+    let index = ((ssrc >> 8) & 0xFF) as usize;
+    (index >= 1 && audio_ssrc(index - 1) == ssrc).then(|| index - 1)
+}
+
+fn sample_network(direction: &mut Direction, t_s: f64) {
+    let c = *direction.link.counters();
+    let (sent, dropped, delivered, delay) = direction.last;
+    let sent_now = c.sent - sent;
+    let delivered_now = c.delivered - delivered;
+    direction.series.push(NetworkPoint {
+        t_s,
+        loss: (c.dropped() - dropped) as f64 / sent_now.max(1) as f64,
+        mean_delay_ms: if delivered_now == 0 {
+            0.0
+        } else {
+            (c.total_delay - delay).as_secs_f64() * 1e3 / delivered_now as f64
+        },
+    });
+    direction.last = (c.sent, c.dropped(), c.delivered, c.total_delay);
+}
