@@ -1310,4 +1310,173 @@ mod tests {
             Err(HubError::UnknownCall { .. })
         ));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One step of a random session against the hub.
+        #[derive(Debug, Clone)]
+        enum Step {
+            Open,
+            Login {
+                conn: usize,
+                user: u8,
+                device: u8,
+                expired: bool,
+            },
+            Frame {
+                conn: usize,
+                bytes: Vec<u8>,
+            },
+            Call {
+                conn: usize,
+                call: u8,
+                kind: u8,
+                seq: u64,
+            },
+            Close {
+                conn: usize,
+            },
+            Wait {
+                ms: u32,
+            },
+            EndCall {
+                call: u8,
+            },
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                Just(Step::Open),
+                (0usize..6, 0u8..3, 0u8..2, any::<bool>()).prop_map(
+                    |(conn, user, device, expired)| {
+                        Step::Login {
+                            conn,
+                            user,
+                            device,
+                            expired,
+                        }
+                    }
+                ),
+                (0usize..6, proptest::collection::vec(any::<u8>(), 0..64))
+                    .prop_map(|(conn, bytes)| Step::Frame { conn, bytes }),
+                (0usize..6, 0u8..3, 0u8..9, 0u64..40).prop_map(|(conn, call, kind, seq)| {
+                    Step::Call {
+                        conn,
+                        call,
+                        kind,
+                        seq,
+                    }
+                }),
+                (0usize..6).prop_map(|conn| Step::Close { conn }),
+                (0u32..40_000).prop_map(|ms| Step::Wait { ms }),
+                (0u8..3).prop_map(|call| Step::EndCall { call }),
+            ]
+        }
+
+        fn message(kind: u8, call: &str, callee: &str) -> Message {
+            let call_id = call_id(call);
+            match kind {
+                0 => invite(call, &[callee]),
+                1 => Message::Accept { call_id },
+                2 => Message::Reject { call_id },
+                3 => Message::Cancel { call_id },
+                4 => Message::HangUp {
+                    call_id,
+                    reason: None,
+                },
+                5 => Message::Leave { call_id },
+                6 => Message::Join { call_id },
+                7 => Message::Busy { call_id },
+                _ => Message::NoAnswer { call_id },
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any sequence of connections, logins, frames, calls, closes and waits: no
+            /// panic, every frame the hub sends parses, bounds hold, and closing every
+            /// connection leaves no one online and every call ended once its ring time
+            /// has passed.
+            #[test]
+            fn any_session_keeps_the_hub_sound(steps in proptest::collection::vec(step(), 1..80)) {
+                let mut bench = Bench::new(HubConfig { max_records: 4, max_calls: 4, ..HubConfig::default() });
+                let users = ["u0", "u1", "u2"];
+                let mut conns: Vec<ConnId> = Vec::new();
+                for step in steps {
+                    let now = bench.now();
+                    match step {
+                        Step::Open => {
+                            if let Ok(conn) = bench.hub.open(now) {
+                                conns.push(conn);
+                            }
+                        }
+                        Step::Login { conn, user, device, expired } => {
+                            if let Some(&conn) = conns.get(conn) {
+                                let user = users[usize::from(user)];
+                                let expiry = if expired { 1_000 } else { 1_800_000_000 };
+                                let token = bench.token(user, expiry);
+                                bench.send(conn, "login", 0, Message::Login {
+                                    user: UserId::new(user).unwrap(),
+                                    device: DeviceId::new(format!("d{device}")).unwrap(),
+                                    token,
+                                });
+                            }
+                        }
+                        Step::Frame { conn, bytes } => {
+                            if let Some(&conn) = conns.get(conn) {
+                                bench.hub.handle_frame(conn, &bytes, now);
+                            }
+                        }
+                        Step::Call { conn, call, kind, seq } => {
+                            if let Some(&conn) = conns.get(conn) {
+                                let callee = users[usize::from(call) % users.len()];
+                                let message = message(kind, &format!("c{call}"), callee);
+                                bench.send(conn, &format!("m{seq}-{kind}"), seq + 1, message);
+                            }
+                        }
+                        Step::Close { conn } => {
+                            if let Some(&conn) = conns.get(conn) {
+                                bench.hub.close(conn, now);
+                            }
+                        }
+                        Step::Wait { ms } => {
+                            bench.at += Duration::from_millis(u64::from(ms));
+                            let now = bench.now();
+                            bench.hub.handle_timeout(now);
+                        }
+                        Step::EndCall { call } => {
+                            let _ = bench.hub.end_call(&call_id(&format!("c{call}")), None, now);
+                        }
+                    }
+                    while let Some(output) = bench.hub.poll_output() {
+                        if let HubOutput::Send { text, .. } = output {
+                            prop_assert!(parse(text.as_bytes()).is_ok(), "{}", text);
+                        }
+                    }
+                    prop_assert!(bench.hub.records().count() <= 4);
+                    prop_assert!(bench.hub.tracked_calls() <= 4);
+                }
+                for conn in conns {
+                    let now = bench.now();
+                    bench.hub.close(conn, now);
+                }
+                bench.at += Duration::from_secs(200);
+                let now = bench.now();
+                bench.hub.handle_timeout(now);
+                while bench.hub.poll_output().is_some() {}
+                prop_assert_eq!(bench.hub.connections(), 0);
+                prop_assert_eq!(bench.hub.online_users(), 0);
+                prop_assert!(bench.hub.next_timeout().is_none());
+                let open: Vec<CallInfo> = ["c0", "c1", "c2"]
+                    .iter()
+                    .filter_map(|c| bench.hub.call_info(&call_id(c)))
+                    .filter(|c| c.state != "ended")
+                    .collect();
+                prop_assert!(open.is_empty(), "calls still open: {:?}", open);
+            }
+        }
+    }
 }

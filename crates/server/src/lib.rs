@@ -6,7 +6,8 @@
 //! - [`token`]: mint and verify login tokens (HMAC-SHA256 over user id and expiry).
 //! - [`hub`]: the server core, sans-IO (time passed in, outputs polled).
 //! - [`Server`]: the async shell (tokio + axum), embedded in-process or standalone
-//!   (`tincan serve`).
+//!   (`tincan serve`); [`BackgroundServer`] runs it on its own thread for programs that
+//!   are not async.
 //! - [`WsTransport`]: a device's WebSocket connection, a
 //!   [`Transport`](tincan_signal::Transport) for a [`CallMachine`](tincan_signal::CallMachine).
 //!
@@ -42,5 +43,5 @@ pub mod token;
 
 pub use client::{WsError, WsTransport};
 pub use hub::{CallInfo, CallRecord, Hub, HubConfig, HubError, HubOutput, HubStats, Now};
-pub use server::{Server, ServerConfig, ServerError, ServerHandle};
+pub use server::{BackgroundServer, Server, ServerConfig, ServerError, ServerHandle};
 pub use token::{TokenClaims, TokenError, TokenKey};

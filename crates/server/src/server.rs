@@ -66,6 +66,12 @@ pub enum ServerError {
     /// The secret cannot sign tokens.
     #[error(transparent)]
     Secret(#[from] TokenError),
+    /// The runtime or thread of a [`BackgroundServer`] could not be made.
+    #[error("cannot start the server's runtime: {source}")]
+    Runtime {
+        /// The error.
+        source: std::io::Error,
+    },
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -238,6 +244,93 @@ impl Server {
             stop,
             task,
         })
+    }
+}
+
+/// A server on its own thread and tokio runtime, for programs that are not async (the
+/// engine API, the CLI's call commands). Dropping it stops the server.
+///
+/// ```
+/// use tincan_server::{BackgroundServer, ServerConfig};
+///
+/// let server = BackgroundServer::start(ServerConfig::new(b"sixteen bytes at least".to_vec()))?;
+/// assert!(server.ws_url().starts_with("ws://127.0.0.1:"));
+/// server.shutdown();
+/// # Ok::<(), tincan_server::ServerError>(())
+/// ```
+#[derive(Debug)]
+pub struct BackgroundServer {
+    local_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    /// Starts the server on a new thread and returns once it listens.
+    pub fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tincan-server")
+            .enable_all()
+            .build()
+            .map_err(|source| ServerError::Runtime { source })?;
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(String::from("tincan-server"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match Server::start(config).await {
+                        Ok(handle) => {
+                            let _ = started_tx.send(Ok(handle.local_addr()));
+                            let _ = stopped.await;
+                            handle.shutdown().await;
+                        }
+                        Err(error) => {
+                            let _ = started_tx.send(Err(error));
+                        }
+                    }
+                });
+            })
+            .map_err(|source| ServerError::Runtime { source })?;
+        let local_addr = started_rx.recv().map_err(|_| ServerError::Runtime {
+            source: std::io::Error::other("the server thread ended before listening"),
+        })??;
+        Ok(Self {
+            local_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The WebSocket URL devices connect to.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.local_addr)
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
     }
 }
 
