@@ -612,12 +612,7 @@ impl CallMachine {
         let message = Message::Reject {
             call_id: call.id.clone(),
         };
-        self.end(
-            EndReason::Rejected,
-            Some(message.clone()),
-            Some(message),
-            now,
-        );
+        self.end_with_message(EndReason::Rejected, message, now);
         Ok(())
     }
 
@@ -627,12 +622,7 @@ impl CallMachine {
         let message = Message::Cancel {
             call_id: call.id.clone(),
         };
-        self.end(
-            EndReason::Cancelled,
-            Some(message.clone()),
-            Some(message),
-            now,
-        );
+        self.end_with_message(EndReason::Cancelled, message, now);
         Ok(())
     }
 
@@ -647,37 +637,17 @@ impl CallMachine {
             CallPhase::Idle => Err(CallError::NoCall),
             CallPhase::Calling => self.cancel(now),
             CallPhase::Ringing => self.reject(now),
-            CallPhase::Joining => {
-                self.end(
-                    EndReason::HangUp,
-                    Some(Message::Leave { call_id }),
-                    None,
-                    now,
-                );
-                Ok(())
-            }
-            CallPhase::Connecting => {
-                let message = Message::HangUp {
-                    call_id,
-                    reason: None,
-                };
-                self.end(EndReason::HangUp, Some(message.clone()), Some(message), now);
-                Ok(())
-            }
-            CallPhase::Active => {
-                if call.joined_count() >= 2 {
-                    self.end(
-                        EndReason::HangUp,
-                        Some(Message::Leave { call_id }),
-                        None,
-                        now,
-                    );
+            CallPhase::Joining | CallPhase::Connecting | CallPhase::Active => {
+                let others_stay = call.phase == CallPhase::Joining
+                    || (call.phase == CallPhase::Active && call.joined_count() >= 2);
+                if others_stay {
+                    self.end_leaving(EndReason::HangUp, call_id, now);
                 } else {
                     let message = Message::HangUp {
                         call_id,
                         reason: None,
                     };
-                    self.end(EndReason::HangUp, Some(message.clone()), Some(message), now);
+                    self.end_with_message(EndReason::HangUp, message, now);
                 }
                 Ok(())
             }
@@ -962,12 +932,7 @@ impl CallMachine {
         match call.phase {
             CallPhase::Ringing if call.ring_deadline.is_some_and(|d| now >= d) => {
                 let message = Message::NoAnswer { call_id };
-                self.end(
-                    EndReason::NoAnswer,
-                    Some(message.clone()),
-                    Some(message),
-                    now,
-                );
+                self.end_with_message(EndReason::NoAnswer, message, now);
                 return;
             }
             CallPhase::Connecting if call.ring_deadline.is_some_and(|d| now >= d) => {
@@ -975,21 +940,11 @@ impl CallMachine {
                     call_id,
                     reason: Some(EndReason::ConnectionLost),
                 };
-                self.end(
-                    EndReason::ConnectionLost,
-                    Some(message.clone()),
-                    Some(message),
-                    now,
-                );
+                self.end_with_message(EndReason::ConnectionLost, message, now);
                 return;
             }
             CallPhase::Joining if call.ring_deadline.is_some_and(|d| now >= d) => {
-                self.end(
-                    EndReason::NoAnswer,
-                    Some(Message::Leave { call_id }),
-                    None,
-                    now,
-                );
+                self.end_leaving(EndReason::NoAnswer, call_id, now);
                 return;
             }
             _ => {}
@@ -1051,12 +1006,7 @@ impl CallMachine {
         match phase {
             CallPhase::Calling if !anyone_left => {
                 let message = Message::NoAnswer { call_id };
-                self.end(
-                    EndReason::NoAnswer,
-                    Some(message.clone()),
-                    Some(message),
-                    now,
-                );
+                self.end_with_message(EndReason::NoAnswer, message, now);
                 return;
             }
             CallPhase::Active if joined_left == 0 => {
@@ -1064,12 +1014,7 @@ impl CallMachine {
                     call_id,
                     reason: Some(EndReason::ConnectionLost),
                 };
-                self.end(
-                    EndReason::ConnectionLost,
-                    Some(message.clone()),
-                    Some(message),
-                    now,
-                );
+                self.end_with_message(EndReason::ConnectionLost, message, now);
                 return;
             }
             _ => {}
@@ -1269,6 +1214,18 @@ impl CallMachine {
             reason,
             duration,
         });
+    }
+
+    /// Ends the current call with `message`, sent at once and repeated to participants
+    /// that still keep the call alive.
+    fn end_with_message(&mut self, reason: EndReason, message: Message, now: Instant) {
+        self.end(reason, Some(message.clone()), Some(message), now);
+    }
+
+    /// Ends this device's part with a `leave` (the call goes on for the others, so
+    /// there is nothing to repeat).
+    fn end_leaving(&mut self, reason: EndReason, call_id: CallId, now: Instant) {
+        self.end(reason, Some(Message::Leave { call_id }), None, now);
     }
 
     fn remember_ended(&mut self, id: CallId, final_message: Option<Message>) {
@@ -1537,7 +1494,7 @@ impl CallMachine {
                     call_id,
                     reason: (reason != EndReason::HangUp).then_some(reason),
                 };
-                self.end(reason, Some(message.clone()), Some(message), now);
+                self.end_with_message(reason, message, now);
             }
             CallPhase::Ringing | CallPhase::Connecting => {
                 let reason = if reason == EndReason::HangUp {
