@@ -24,24 +24,34 @@ fn now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// Runs the caller and the callee until the callee rings.
+async fn until_ringing(caller: &mut Device, callee: &mut Device) {
+    run_until(&mut [caller, callee], LIMIT, |d| {
+        d[1].phase() == CallPhase::Ringing
+    })
+    .await;
+}
+
+/// The ringing callee accepts; runs both until the call is active for both.
+async fn accept_until_active(caller: &mut Device, callee: &mut Device) {
+    callee.machine.accept(now()).unwrap();
+    run_until(&mut [caller, callee], LIMIT, |d| {
+        d.iter().all(|d| d.phase() == CallPhase::Active)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_to_one_accept_hang_up_and_the_record() {
     let server = start(HubConfig::default()).await;
     let mut alice = Device::login(&server, "alice", "laptop").await;
     let mut bob = Device::login(&server, "bob", "phone").await;
     let id = call(&mut alice, &["bob"], MediaType::Video);
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d[1].phase() == CallPhase::Ringing
-    })
-    .await;
+    until_ringing(&mut alice, &mut bob).await;
     assert!(bob.saw(
         |e| matches!(e, CallEvent::CallReceived { caller, .. } if caller.as_str() == "alice")
     ));
-    bob.machine.accept(now()).unwrap();
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d.iter().all(|d| d.phase() == CallPhase::Active)
-    })
-    .await;
+    accept_until_active(&mut alice, &mut bob).await;
     run_for(&mut [&mut alice, &mut bob], Duration::from_millis(300)).await;
     alice.machine.hang_up(now()).unwrap();
     run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
@@ -87,10 +97,7 @@ async fn reject_cancel_busy_and_no_answer() {
 
     // Reject.
     call(&mut alice, &["bob"], MediaType::Audio);
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d[1].phase() == CallPhase::Ringing
-    })
-    .await;
+    until_ringing(&mut alice, &mut bob).await;
     bob.machine.reject(now()).unwrap();
     run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
         d[0].ended_with().is_some()
@@ -101,10 +108,7 @@ async fn reject_cancel_busy_and_no_answer() {
 
     // Cancel.
     call(&mut alice, &["bob"], MediaType::Audio);
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d[1].phase() == CallPhase::Ringing
-    })
-    .await;
+    until_ringing(&mut alice, &mut bob).await;
     alice.machine.cancel(now()).unwrap();
     run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
         d[1].phase() == CallPhase::Idle
@@ -123,15 +127,8 @@ async fn reject_cancel_busy_and_no_answer() {
 
     // Busy: carol is in a call with bob when alice calls bob.
     call(&mut carol, &["bob"], MediaType::Audio);
-    run_until(&mut [&mut carol, &mut bob], LIMIT, |d| {
-        d[1].phase() == CallPhase::Ringing
-    })
-    .await;
-    bob.machine.accept(now()).unwrap();
-    run_until(&mut [&mut carol, &mut bob], LIMIT, |d| {
-        d.iter().all(|d| d.phase() == CallPhase::Active)
-    })
-    .await;
+    until_ringing(&mut carol, &mut bob).await;
+    accept_until_active(&mut carol, &mut bob).await;
     call(&mut alice, &["bob"], MediaType::Audio);
     run_until(&mut [&mut alice, &mut bob, &mut carol], LIMIT, |d| {
         d[0].ended_with() == Some(EndReason::Busy)
@@ -203,15 +200,8 @@ async fn an_invitation_waits_for_a_user_who_logs_in_within_the_ring_timeout() {
     call(&mut alice, &["bob"], MediaType::Audio);
     run_for(&mut [&mut alice], Duration::from_millis(300)).await;
     let mut bob = Device::login(&server, "bob", "phone").await;
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d[1].phase() == CallPhase::Ringing
-    })
-    .await;
-    bob.machine.accept(now()).unwrap();
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d.iter().all(|d| d.phase() == CallPhase::Active)
-    })
-    .await;
+    until_ringing(&mut alice, &mut bob).await;
+    accept_until_active(&mut alice, &mut bob).await;
     server.shutdown().await;
 }
 
@@ -223,15 +213,8 @@ async fn group_call_invite_mid_call_join_by_id_switch_to_audio_and_server_end() 
     let mut carol = Device::login(&server, "carol", "tablet").await;
     let mut dave = Device::login(&server, "dave", "desk").await;
     let id = call(&mut alice, &["bob"], MediaType::Video);
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d[1].phase() == CallPhase::Ringing
-    })
-    .await;
-    bob.machine.accept(now()).unwrap();
-    run_until(&mut [&mut alice, &mut bob], LIMIT, |d| {
-        d.iter().all(|d| d.phase() == CallPhase::Active)
-    })
-    .await;
+    until_ringing(&mut alice, &mut bob).await;
+    accept_until_active(&mut alice, &mut bob).await;
     // Mid-call invitation of carol.
     alice.machine.invite(vec![user("carol")], now()).unwrap();
     run_until(&mut [&mut alice, &mut bob, &mut carol], LIMIT, |d| {
