@@ -659,27 +659,30 @@ impl VideoSendPath {
                 true
             }
             RtcpPacket::ReceiverReport(report) => {
-                let mut ours = false;
-                for block in report.report_blocks() {
-                    if block.ssrc == media_ssrc {
-                        self.handle_report_block(&block, now);
-                        ours = true;
-                    }
-                }
-                ours
+                self.handle_report_blocks(report.report_blocks(), now)
             }
             RtcpPacket::SenderReport(report) => {
-                let mut ours = false;
-                for block in report.report_blocks() {
-                    if block.ssrc == media_ssrc {
-                        self.handle_report_block(&block, now);
-                        ours = true;
-                    }
-                }
-                ours
+                self.handle_report_blocks(report.report_blocks(), now)
             }
             _ => false,
         }
+    }
+
+    /// Takes the blocks of a sender or receiver report that are about our stream; true
+    /// when there was one.
+    fn handle_report_blocks(
+        &mut self,
+        blocks: impl Iterator<Item = ReportBlock>,
+        now: Instant,
+    ) -> bool {
+        let mut ours = false;
+        for block in blocks {
+            if block.ssrc == self.config.media_ssrc {
+                self.handle_report_block(&block, now);
+                ours = true;
+            }
+        }
+        ours
     }
 
     fn keyframe_request(&mut self, now: Instant) {
