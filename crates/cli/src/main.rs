@@ -10,6 +10,7 @@ mod demo;
 mod lab;
 mod serve;
 mod sim;
+mod svg;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

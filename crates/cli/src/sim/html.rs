@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::report::Report;
+use crate::svg::{axis, tick_label};
 
 /// Line colours, by participant (repeating).
 const COLOURS: [&str; 8] = [
@@ -31,23 +32,6 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// A "nice" axis top at or above `max` and its tick step.
-fn axis(max: f64) -> (f64, f64) {
-    let max = if max.is_finite() && max > 0.0 {
-        max
-    } else {
-        1.0
-    };
-    let raw = max / 5.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    ((max / step).ceil() * step, step)
 }
 
 /// An SVG chart of `lines` against time (seconds, 0 to `x_max`).
@@ -85,7 +69,7 @@ fn chart(title: &str, y_label: &str, x_max: f64, lines: &[Line]) -> String {
             LEFT + plot_w,
             LEFT - 4.0,
             y(v) + 4.0,
-            trim_number(v),
+            tick_label(v),
             y = y(v),
         );
         v += y_step;
@@ -97,7 +81,7 @@ fn chart(title: &str, y_label: &str, x_max: f64, lines: &[Line]) -> String {
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             x(t),
             TOP + plot_h + 14.0,
-            trim_number(t)
+            tick_label(t)
         );
         t += x_step;
     }
@@ -166,11 +150,6 @@ fn chart(title: &str, y_label: &str, x_max: f64, lines: &[Line]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
-}
-
-fn trim_number(v: f64) -> String {
-    let text = format!("{v:.2}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn opt(value: Option<f64>, unit: &str) -> String {
@@ -443,12 +422,5 @@ mod tests {
         assert!(svg.contains("a &lt;b&gt; &amp; c"));
         assert!(svg.contains("&quot;x&quot;"));
         assert!(!svg.contains("NaN"));
-    }
-
-    #[test]
-    fn axes_are_round() {
-        assert_eq!(axis(87.0), (100.0, 20.0));
-        assert_eq!(axis(0.0), (1.0, 0.2));
-        assert_eq!(axis(1234.0), (1250.0, 250.0));
     }
 }

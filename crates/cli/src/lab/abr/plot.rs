@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::svg::{axis, tick_label};
+
 /// Colours of flows 1, 2, 3, … (repeating).
 const COLOURS: [&str; 5] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
 const WIDTH: f64 = 960.0;
@@ -37,23 +39,6 @@ pub struct PlotData {
     pub flows: Vec<FlowSeries>,
 }
 
-/// A "nice" axis top at or above `max` and its tick step.
-fn axis(max: f64) -> (f64, f64) {
-    let max = if max.is_finite() && max > 0.0 {
-        max
-    } else {
-        1.0
-    };
-    let raw = max / 5.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    ((max / step).ceil() * step, step)
-}
-
 struct Panel {
     top: f64,
     x_max: f64,
@@ -85,7 +70,7 @@ impl Panel {
                 WIDTH - RIGHT,
                 LEFT - 5.0,
                 y + 4.0,
-                trim(v)
+                tick_label(v)
             );
             v += y_step;
         }
@@ -96,7 +81,7 @@ impl Panel {
                 svg,
                 r##"<text x="{x:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
                 self.top + PANEL_HEIGHT + 15.0,
-                trim(t)
+                tick_label(t)
             );
             t += x_step;
         }
@@ -127,11 +112,6 @@ impl Panel {
         }
         flush(&mut points, svg);
     }
-}
-
-fn trim(v: f64) -> String {
-    let s = format!("{v:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The SVG document.
@@ -258,14 +238,6 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn axes_are_round_and_cover_the_data() {
-        assert_eq!(axis(2.6), (3.0, 1.0));
-        assert_eq!(axis(52.0), (60.0, 20.0));
-        assert_eq!(axis(100.0), (100.0, 20.0));
-        assert_eq!(axis(0.0), (1.0, 0.2));
-    }
 
     #[test]
     fn a_plot_is_an_svg_with_one_line_per_series() {
