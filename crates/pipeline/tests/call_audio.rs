@@ -2,15 +2,16 @@
 //! real Opus and the real receive path, simulated faster than real time by driving both
 //! sessions and the links by the earliest deadline. Run with `--nocapture` for figures.
 
-use std::path::Path as FsPath;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use tincan_codec::resample::resample_all;
-use tincan_media::wav::read_wav;
 use tincan_netsim::{Direction, Path, Poll, Profile};
 use tincan_pipeline::{
     Event, FRAME_SAMPLES, Input, Output, SAMPLE_RATE, Session, SessionConfig, SessionStats,
 };
+
+use common::{correlation, decimate};
 
 /// 10 ms, the microphone and playout period.
 const TICK: Duration = Duration::from_millis(10);
@@ -29,13 +30,9 @@ const MAX_LAG: Duration = Duration::from_millis(600);
 /// Decimation for the coarse lag search (48 kHz → 8 kHz).
 const DECIMATE: usize = 6;
 
-/// The 10.8 s speech fixture at 48 kHz.
+/// The 10.8 s speech fixture at 48 kHz, cut to whole frames.
 fn speech() -> Vec<i16> {
-    let path =
-        FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/speech/speech_orig_16k.wav");
-    let clip = read_wav(&path).expect("speech fixture");
-    let clip = resample_all(&clip, SAMPLE_RATE).expect("resample");
-    let mut samples = clip.into_samples();
+    let mut samples = common::speech();
     samples.truncate(samples.len() / FRAME_SAMPLES * FRAME_SAMPLES);
     samples
 }
@@ -181,32 +178,10 @@ fn call(
     }
 }
 
-/// Normalised correlation of `a[i]` with `b[i + lag]` over `a`'s length.
-fn correlation(a: &[f64], b: &[f64], lag: usize) -> f64 {
-    let n = a.len().min(b.len().saturating_sub(lag));
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        let (x, y) = (a[i], b[i + lag]);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa * bb).sqrt()
-    }
-}
-
 /// The lag (samples at 48 kHz) at which `heard` best matches `source`, and the
 /// normalised correlation there: a coarse search at 8 kHz, then ±1 coarse step at 48 kHz.
 fn best_lag(source: &[i16], heard: &[i16]) -> (usize, f64) {
-    let decimate = |x: &[i16]| -> Vec<f64> {
-        x.chunks(DECIMATE)
-            .map(|c| c.iter().map(|&s| f64::from(s)).sum::<f64>() / c.len() as f64)
-            .collect()
-    };
-    let (s, h) = (decimate(source), decimate(heard));
+    let (s, h) = (decimate(source, DECIMATE), decimate(heard, DECIMATE));
     let max_lag = (MAX_LAG.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize / DECIMATE;
     let coarse = (0..max_lag)
         .map(|lag| (lag, correlation(&s, &h, lag)))

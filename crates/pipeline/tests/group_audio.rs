@@ -7,18 +7,19 @@
 //! lag), volume events follow who speaks, the active speaker follows the turns, per-remote
 //! statistics and quality are sane. Run with `--nocapture` for figures.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
-use tincan_codec::resample::resample_all;
-use tincan_media::wav::read_wav;
 use tincan_netsim::{Direction, Path, Poll, Profile};
 use tincan_pipeline::{
     Event, FRAME_SAMPLES, Input, NetworkQuality, Output, RemoteParticipant, SAMPLE_RATE, Session,
     SessionConfig,
 };
 use tincan_rtp::rtcp::{RtcpCompound, RtcpPacket};
+
+use common::{correlation, decimate, speech};
 
 /// 10 ms.
 const TICK: Duration = Duration::from_millis(10);
@@ -32,15 +33,6 @@ const MIN_ALONE: f64 = 0.6;
 /// With three speaking at once each is a third of the mix: a correlation of about
 /// 1/√3 ≈ 0.58 when their powers are equal.
 const MIN_TOGETHER: f64 = 0.3;
-
-/// The 10.8 s speech fixture at 48 kHz.
-fn speech() -> Vec<i16> {
-    let path =
-        FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/speech/speech_orig_16k.wav");
-    let clip = read_wav(&path).expect("speech fixture");
-    let clip = resample_all(&clip, SAMPLE_RATE).expect("resample");
-    clip.into_samples()
-}
 
 /// Where the relay forwards a datagram from `from`.
 fn route(data: &[u8], from: usize, present: &[usize], owners: &HashMap<u32, usize>) -> Vec<usize> {
@@ -294,29 +286,6 @@ fn run(
     }
 }
 
-/// Normalised correlation of `a[i]` with `b[i + lag]`.
-fn correlation(a: &[f64], b: &[f64], lag: usize) -> f64 {
-    let n = a.len().min(b.len().saturating_sub(lag));
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        let (x, y) = (a[i], b[i + lag]);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa * bb).sqrt()
-    }
-}
-
-fn decimate(x: &[i16]) -> Vec<f64> {
-    x.chunks(DECIMATE)
-        .map(|c| c.iter().map(|&s| f64::from(s)).sum::<f64>() / c.len() as f64)
-        .collect()
-}
-
 /// How well `turn`'s speech is heard by `listener`: the best correlation over the lags,
 /// and the lag.
 fn heard_turn(call: &GroupCall, speech: &[i16], turn: &Turn, listener: usize) -> (f64, Duration) {
@@ -325,7 +294,7 @@ fn heard_turn(call: &GroupCall, speech: &[i16], turn: &Turn, listener: usize) ->
     let from = samples(turn.from);
     let heard = &call.parties[listener].heard;
     let window = &heard[from.min(heard.len())..(from + len + samples(MAX_LAG)).min(heard.len())];
-    let (s, h) = (decimate(source), decimate(window));
+    let (s, h) = (decimate(source, DECIMATE), decimate(window, DECIMATE));
     let max_lag = samples(MAX_LAG) / DECIMATE;
     let (lag, corr) = (0..max_lag)
         .map(|lag| (lag, correlation(&s, &h, lag)))
