@@ -608,21 +608,38 @@ impl CallMachine {
 
     /// Rejects the call this device rings for (for every device of this user).
     pub fn reject(&mut self, now: Instant) -> Result<(), CallError> {
-        let call = self.call_in(CallPhase::Ringing, "reject")?;
-        let message = Message::Reject {
-            call_id: call.id.clone(),
-        };
-        self.end_with_message(EndReason::Rejected, message, now);
-        Ok(())
+        self.end_in(
+            CallPhase::Ringing,
+            "reject",
+            EndReason::Rejected,
+            |call_id| Message::Reject { call_id },
+            now,
+        )
     }
 
     /// Cancels the call this device placed, before anyone answered.
     pub fn cancel(&mut self, now: Instant) -> Result<(), CallError> {
-        let call = self.call_in(CallPhase::Calling, "cancel")?;
-        let message = Message::Cancel {
-            call_id: call.id.clone(),
-        };
-        self.end_with_message(EndReason::Cancelled, message, now);
+        self.end_in(
+            CallPhase::Calling,
+            "cancel",
+            EndReason::Cancelled,
+            |call_id| Message::Cancel { call_id },
+            now,
+        )
+    }
+
+    /// Ends the call if it is in `phase` (else refuses `action`) with the message
+    /// `message` makes from its id, sent at once and repeated.
+    fn end_in(
+        &mut self,
+        phase: CallPhase,
+        action: &'static str,
+        reason: EndReason,
+        message: impl FnOnce(CallId) -> Message,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        let call_id = self.call_in(phase, action)?.id.clone();
+        self.end_with_message(reason, message(call_id), now);
         Ok(())
     }
 
