@@ -1,6 +1,6 @@
 //! Login tokens, sans-IO: minted and checked with the server secret, time passed in.
 //!
-//! Format (ASCII, at most [`MAX_TOKEN_BYTES`](tincan_signal::protocol::MAX_TOKEN_BYTES)):
+//! Format (ASCII, at most [`MAX_TOKEN_BYTES`]):
 //! `base64url(user) "." expiry "." base64url(mac)` where `expiry` is the expiry time in
 //! seconds since the Unix epoch (decimal, no leading zeros) and `mac` is
 //! HMAC-SHA256(secret, `base64url(user) "." expiry`), base64url without padding
