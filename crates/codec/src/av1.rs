@@ -57,6 +57,36 @@ impl Default for Av1Config {
     }
 }
 
+/// dav1d's CPU feature bit for its AVX-512 (Ice Lake) kernels (`DAV1D_X86_CPU_FLAG_AVX512ICL`
+/// in dav1d's `src/x86/cpu.h`, stable since 0.5).
+const DAV1D_X86_CPU_FLAG_AVX512ICL: std::ffi::c_uint = 1 << 4;
+
+// Exported by every libdav1d since 0.5 (for its own tools), though absent from the
+// installed headers, so `dav1d-sys` does not bind it.
+unsafe extern "C" {
+    fn dav1d_set_cpu_flags_mask(mask: std::ffi::c_uint);
+}
+
+/// Keeps dav1d off its AVX-512 kernels. In libdav1d 1.0 (Debian 12's) one of them makes an
+/// aligned 64-byte store at a 32-byte-aligned address on a corrupt stream and the process
+/// dies of SIGSEGV (found by the `av1_decode` fuzz target; input in
+/// `crates/codec/testdata`). The AVX2 kernels it falls back to are the ones most
+/// x86 machines run anyway. The mask is process-wide and read when a decoder is opened,
+/// so it is set once, before the first one.
+fn mask_unsafe_cpu_kernels() {
+    if !cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+        // The bit means something else, or nothing, on other architectures.
+        return;
+    }
+    static MASK: std::sync::Once = std::sync::Once::new();
+    MASK.call_once(|| {
+        // SAFETY: the function only stores the mask in a global that dav1d reads when it
+        // initialises a decoder's DSP tables; `Once` keeps the store from racing with
+        // another thread's first call, and every later open reads the same value.
+        unsafe { dav1d_set_cpu_flags_mask(!DAV1D_X86_CPU_FLAG_AVX512ICL) };
+    });
+}
+
 fn map_error(error: dav1d::Error) -> CodecError {
     match error {
         dav1d::Error::NotEnoughMemory => CodecError::Library {
@@ -135,6 +165,7 @@ impl Av1Decoder {
 
     /// A decoder with `config`.
     pub fn with_config(config: Av1Config) -> Result<Self> {
+        mask_unsafe_cpu_kernels();
         let mut settings = dav1d::Settings::new();
         settings.set_n_threads(config.threads);
         settings.set_max_frame_delay(config.max_frame_delay);
@@ -258,6 +289,25 @@ mod tests {
             let _ = decoder.decode(&data);
         }
         assert!(decoder.flush().unwrap().is_empty());
+    }
+
+    /// A fuzzer-found stream on which libdav1d 1.0's AVX-512 kernels fault: the test process
+    /// dies unless they are masked. Fed as the fuzz target feeds it (chunks of 16 × the first
+    /// byte).
+    #[test]
+    fn corrupt_stream_that_faulted_avx512_kernels_is_survived() {
+        let data = include_bytes!("../testdata/av1_corrupt_avx512_store.bin");
+        let (&chunk, stream) = data.split_first().unwrap();
+        let mut decoder = Av1Decoder::new().unwrap();
+        let mut errors = 0;
+        for unit in stream.chunks(usize::from(chunk).max(1) * 16) {
+            errors += usize::from(decoder.decode(unit).is_err());
+        }
+        assert!(
+            errors > 0,
+            "the corrupt stream decoded without a single error"
+        );
+        let _ = decoder.flush();
     }
 
     #[test]
