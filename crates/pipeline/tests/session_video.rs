@@ -74,6 +74,8 @@ fn participant(ids: Ids) -> RemoteParticipant {
 enum Action {
     Camera(bool),
     VideoCall(bool),
+    /// Receive participant `.0`'s video or not.
+    Subscribe(usize, bool),
     Leave,
     Join,
 }
@@ -328,6 +330,11 @@ fn run(n: usize, seconds: f64, script: &[(f64, usize, Action)], speech: &[i16]) 
                 Action::VideoCall(on) => {
                     let session = parties[who].session.as_mut().expect("present");
                     session.set_video_call(on, now).expect("video call");
+                }
+                Action::Subscribe(remote, on) => {
+                    let remote = parties[remote].ids(remote).audio;
+                    let session = parties[who].session.as_mut().expect("present");
+                    session.set_remote_video(remote, on).expect("subscription");
                 }
                 Action::Leave => {
                     let me = parties[who].ids(who);
@@ -702,10 +709,15 @@ fn video_to_audio_and_back() {
 #[test]
 fn four_party_video_with_a_leave_and_rejoin() {
     let speech = speech();
-    let script = [(5.0, 3, Action::Leave), (6.0, 3, Action::Join)];
+    let script = [
+        (5.0, 3, Action::Leave),
+        (6.0, 3, Action::Join),
+        (7.0, 0, Action::Subscribe(1, false)),
+        (8.0, 0, Action::Subscribe(1, true)),
+    ];
     let call = run(4, 10.0, &script, &speech);
     println!(
-        "4-party, participant 3 leaves at 5 s, rejoins at 6 s, wall {:?}",
+        "4-party, participant 3 leaves at 5 s, rejoins at 6 s; 0 stops receiving 1's video 7-8 s, wall {:?}",
         call.wall
     );
     for i in 0..4 {
@@ -721,9 +733,11 @@ fn four_party_video_with_a_leave_and_rejoin() {
             let remote = ids(sender, 0).audio;
             let r = remote_stats(&call, viewer, remote);
             let (sent, _) = call.parties[sender].stats.clone().expect("stats");
-            // Up to a third of a second of pictures in flight at the end.
+            // Up to a third of a second of pictures in flight at the end (and the second
+            // participant 0 did not receive 1's video).
+            let unsubscribed = if (viewer, sender) == (0, 1) { 30 } else { 0 };
             assert!(
-                r.video_frames_decoded + 10 >= sent.video_frames_encoded,
+                r.video_frames_decoded + 10 + unsubscribed >= sent.video_frames_encoded,
                 "{viewer} decoded {} of {}'s {} pictures",
                 r.video_frames_decoded,
                 sender,
@@ -748,6 +762,27 @@ fn four_party_video_with_a_leave_and_rejoin() {
         );
         assert!(shown(&call, viewer, d1, 9.0, 10.0).len() >= 14);
     }
+    // Participant 0 stopped receiving 1's video from 7 to 8 s: at once, no decoder, then
+    // back with a keyframe.
+    let one = ids(1, 0).audio;
+    let events = video_events(&call, 0, one);
+    println!("  0's events about 1: {events:?}");
+    assert!(events.iter().any(|(t, e)| *t >= secs(7.0)
+        && *t <= secs(7.02)
+        && matches!(e, Event::RemoteVideoUnavailable { .. })));
+    assert!(shown(&call, 0, one, 7.02, 8.0).is_empty());
+    assert!(call.parties[0].decoders.iter().any(|(t, d)| *t >= secs(7.0)
+        && *t < secs(8.0)
+        && d.iter().any(|&(s, has)| s == one && !has)));
+    let back = events
+        .iter()
+        .find(|(t, e)| *t >= secs(8.0) && matches!(e, Event::RemoteVideoAvailable { .. }))
+        .expect("1's video back")
+        .0;
+    assert!(back <= secs(8.5), "{back:?}");
+    let after = shown(&call, 0, one, 8.0, 10.0);
+    assert!(after.first().is_some_and(|p| p.keyframe));
+    assert!(remote_stats(&call, 0, one).video_subscribed);
     // The rejoined participant decodes everyone.
     for sender in 0..3 {
         let remote = ids(sender, 0).audio;
