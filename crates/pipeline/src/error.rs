@@ -73,6 +73,14 @@ pub enum PipelineError {
     /// An error of an RTP payload format (RED).
     #[error(transparent)]
     Payload(#[from] tincan_rtp::payload::PayloadError),
+    /// An error of the video send or receive path (a camera frame it cannot encode, a
+    /// video packet it refuses, a video configuration out of range).
+    #[error(transparent)]
+    Video(#[from] crate::video::VideoPathError),
+    /// A video call was asked of a session configured without video
+    /// ([`SessionConfig::with_video`](crate::SessionConfig::with_video)).
+    #[error("video is not configured for this session (SessionConfig::with_video)")]
+    VideoNotConfigured,
 }
 
 /// The pipeline's result type.

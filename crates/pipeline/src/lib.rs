@@ -1,6 +1,6 @@
-//! Media sessions for tincan (issue 8): a sans-IO audio session for one local participant
-//! and up to [`MAX_REMOTES`] remotes (1:1 directly, groups through a relay), composed of
-//! the engine crates.
+//! Media sessions for tincan (issue 8): a sans-IO audio and video session for one local
+//! participant and up to [`MAX_REMOTES`] remotes (1:1 directly, groups through a relay),
+//! composed of the engine crates.
 //!
 //! A [`Session`] is driven like str0m's `Rtc`: the application pushes microphone frames
 //! ([`Session::push_audio`], 10 ms each), hands in datagrams and timer expiries
@@ -10,6 +10,13 @@
 //! accepted on their first packet) and removed with [`Session::remove_remote`]; events
 //! report their availability, volume, [`quality`] and the active [`speaker`]. The session
 //! never reads the clock and owns no socket or thread. See `docs/PIPELINE.md`.
+//!
+//! Video ([`SessionConfig::with_video`]): camera pictures go in with
+//! [`Session::push_video`], remote pictures come out of [`Session::poll_video_frame`];
+//! [`Session::set_camera`], [`Session::set_video_call`] (video ↔ audio) and
+//! [`Session::set_remote_video`] (per-remote subscription) switch it, and
+//! [`Event::RemoteVideoAvailable`], [`Event::RemoteVideoUnavailable`] and
+//! [`Event::RemoteVideoResolution`] report it. The components are in [`video`].
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -52,3 +59,4 @@ pub use session::{
     Event, FRAME_SAMPLES, Input, MAX_REMOTES, Output, PACKET_SAMPLES, RemoteParticipant,
     RemoteStats, SAMPLE_RATE, Session, SessionConfig, SessionStats,
 };
+pub use video::{RemoteVideoFrame, VideoSessionConfig};

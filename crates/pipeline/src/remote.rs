@@ -29,13 +29,15 @@ pub(crate) const SEEN_WORDS: usize = SEEN_WINDOW / 64;
 pub(crate) const SILENCE: u8 = 127;
 
 /// A remote participant as signalling knows it: its audio SSRC (which names it in events,
-/// statistics and [`Session`](crate::Session) calls, and is also the SSRC of its RTCP) and,
-/// once video lands, its video SSRC.
+/// statistics and [`Session`](crate::Session) calls, and is also the SSRC of its RTCP) and
+/// its video SSRCs (media, RTX, FlexFEC), whose RTP the session receives and decodes when
+/// the call has video.
 ///
 /// ```
 /// use tincan_pipeline::RemoteParticipant;
-/// let bob = RemoteParticipant::new(0xB0B).with_video_ssrc(0xB0B1);
+/// let bob = RemoteParticipant::new(0xB0B).with_video_ssrcs(0xB0B1, 0xB0B2, 0xB0B3);
 /// assert_eq!((bob.audio_ssrc, bob.video_ssrc), (0xB0B, Some(0xB0B1)));
+/// assert_eq!((bob.video_rtx_ssrc, bob.video_fec_ssrc), (Some(0xB0B2), Some(0xB0B3)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -44,6 +46,10 @@ pub struct RemoteParticipant {
     pub audio_ssrc: u32,
     /// SSRC of its video stream (RTCP about it is routed to this participant too).
     pub video_ssrc: Option<u32>,
+    /// SSRC of its video retransmissions (RFC 4588), if it sends them.
+    pub video_rtx_ssrc: Option<u32>,
+    /// SSRC of its video FlexFEC packets, if it sends them.
+    pub video_fec_ssrc: Option<u32>,
 }
 
 impl RemoteParticipant {
@@ -52,12 +58,22 @@ impl RemoteParticipant {
         Self {
             audio_ssrc,
             video_ssrc: None,
+            video_rtx_ssrc: None,
+            video_fec_ssrc: None,
         }
     }
 
-    /// Sets its video SSRC.
+    /// Sets its video SSRC (a stream without RTX and FlexFEC).
     pub fn with_video_ssrc(mut self, ssrc: u32) -> Self {
         self.video_ssrc = Some(ssrc);
+        self
+    }
+
+    /// Sets its video SSRCs: media, RTX and FlexFEC.
+    pub fn with_video_ssrcs(mut self, media: u32, rtx: u32, fec: u32) -> Self {
+        self.video_ssrc = Some(media);
+        self.video_rtx_ssrc = Some(rtx);
+        self.video_fec_ssrc = Some(fec);
         self
     }
 }
@@ -105,6 +121,29 @@ pub struct RemoteStats {
     pub mos: Option<f64>,
     /// Whether the application declared it (else it was accepted on its first packet).
     pub declared: bool,
+    /// Whether its video arrives and decodes now (from its first decoded picture until
+    /// [`REMOTE_VIDEO_TIMEOUT`](crate::video::REMOTE_VIDEO_TIMEOUT) without video packets).
+    pub video_available: bool,
+    /// Whether its video is received ([`Session::set_remote_video`](crate::Session::set_remote_video)).
+    pub video_subscribed: bool,
+    /// Resolution of its last decoded picture.
+    pub video_resolution: Option<tincan_media::Resolution>,
+    /// Pictures decoded per second over the last second.
+    pub video_fps: f64,
+    /// Pictures decoded (`framesDecoded`).
+    pub video_frames_decoded: u64,
+    /// Of those, keyframes.
+    pub video_keyframes_decoded: u64,
+    /// Freezes (`freezeCount`: WebRTC's definition).
+    pub video_freeze_count: u64,
+    /// Their total duration (`totalFreezesDuration`).
+    pub video_freeze_duration: Duration,
+    /// Video receive rate (media, RTX, FlexFEC) over the last second, bits per second.
+    pub video_receive_bps: u64,
+    /// Video packets lost on the network (before RTX and FlexFEC).
+    pub video_packets_lost_before_recovery: u64,
+    /// Video packets lost even after RTX and FlexFEC.
+    pub video_packets_lost_after_recovery: u64,
 }
 
 /// Sequence and timing state of the remote's RTP stream, from its first packet.
@@ -342,7 +381,11 @@ impl RemoteStream {
 
     /// Whether `ssrc` is one of its streams.
     pub(crate) fn owns(&self, ssrc: u32) -> bool {
-        self.participant.audio_ssrc == ssrc || self.participant.video_ssrc == Some(ssrc)
+        let p = &self.participant;
+        p.audio_ssrc == ssrc
+            || p.video_ssrc == Some(ssrc)
+            || p.video_rtx_ssrc == Some(ssrc)
+            || p.video_fec_ssrc == Some(ssrc)
     }
 
     /// Notes whether the last packet was quiet: a DTX frame, or one its sender marked as

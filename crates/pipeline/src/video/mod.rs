@@ -1,5 +1,7 @@
 //! Video for a call (issue 8): the send path of the local camera and the receive path of
-//! each remote's video, sans-IO like the audio [`Session`](crate::Session).
+//! each remote's video, sans-IO like the audio [`Session`](crate::Session), which owns them
+//! when configured with [`VideoSessionConfig`]
+//! ([`SessionConfig::with_video`](crate::SessionConfig::with_video)).
 //!
 //! - [`VideoSendPath`]: camera pictures → frame-rate decimation and downscale to the rung
 //!   the [`Allocator`](tincan_abr::allocation::Allocator) picks from the rate controller's
@@ -84,6 +86,7 @@ mod error;
 pub mod receive;
 pub mod scale;
 pub mod send;
+pub mod session;
 mod stats;
 
 pub use error::{VideoPathError, VideoResult};
@@ -92,6 +95,7 @@ pub use receive::{
 };
 pub use scale::{FrameScaler, plan_fit};
 pub use send::{FrameOutcome, VideoSendConfig, VideoSendMemory, VideoSendPath, VideoSendStats};
+pub use session::{REMOTE_VIDEO_TIMEOUT, RemoteVideoFrame, VideoSessionConfig};
 pub use stats::{PAUSE_THRESHOLD, RATE_WINDOW};
 pub use tincan_abr::PacketClass;
 pub use tincan_jitter::video::VideoCodec;

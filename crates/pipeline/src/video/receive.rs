@@ -993,6 +993,16 @@ impl VideoReceivePath {
     pub fn stats(&mut self, now: Instant) -> VideoReceiveStats {
         self.receive_meter.roll(now);
         self.render_meter.roll(now);
+        self.stats_at(now)
+    }
+
+    /// The same figures as [`stats`](Self::stats) without closing the rate windows (for
+    /// a caller that holds the path by shared reference, such as a session's statistics).
+    pub fn stats_at(&self, now: Instant) -> VideoReceiveStats {
+        let mut receive_meter = self.receive_meter;
+        receive_meter.roll(now);
+        let mut render_meter = self.render_meter;
+        render_meter.roll(now);
         let mut stats = self.stats;
         let jitter = add_jitter_stats(self.stats.jitter, self.buffer.stats());
         stats.jitter = jitter;
@@ -1001,15 +1011,37 @@ impl VideoReceivePath {
         stats.nacked_packets = jitter.nacked_packets;
         stats.packets_lost_before_recovery = self.seq.lost_direct();
         stats.packets_lost_after_recovery = self.seq.lost_any();
-        stats.fps = self.render_meter.per_second();
+        stats.fps = render_meter.per_second();
         stats.freeze_count = self.freezes.freeze_count;
         stats.total_freezes_duration = self.freezes.total_freezes_duration;
         stats.pause_count = self.freezes.pause_count;
         stats.total_pauses_duration = self.freezes.total_pauses_duration;
-        stats.receive_bps = self.receive_meter.bps();
+        stats.receive_bps = receive_meter.bps();
         stats.interarrival_jitter = self.jitter as u32;
         stats.playout_delay = self.buffer.playout_delay(now);
         stats
+    }
+
+    /// Tells the path its sender stopped (a session saw no packet for a while: camera off,
+    /// call switched to audio): the gap up to the next picture counts as a pause
+    /// (`pauseCount`), not a freeze, even when shorter than [`PAUSE_THRESHOLD`](super::PAUSE_THRESHOLD).
+    pub fn mark_paused(&mut self) {
+        self.freezes.pause();
+    }
+
+    /// Frames decoded so far (cheap: for a caller watching for new pictures).
+    pub fn frames_decoded(&self) -> u64 {
+        self.stats.frames_decoded
+    }
+
+    /// Resolution of the last decoded picture.
+    pub fn resolution(&self) -> Option<Resolution> {
+        self.stats.resolution
+    }
+
+    /// Decoded pictures waiting for [`poll_frame`](Self::poll_frame).
+    pub fn ready_frames(&self) -> usize {
+        self.ready.len()
     }
 
     /// What it holds now.

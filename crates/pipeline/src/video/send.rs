@@ -959,14 +959,25 @@ impl VideoSendPath {
     /// Counters and rates (the rates over the last complete second before `now`).
     pub fn stats(&mut self, now: Instant) -> VideoSendStats {
         self.handle_meters(now);
+        self.stats_at(now)
+    }
+
+    /// The same figures as [`stats`](Self::stats) without closing the rate windows (for
+    /// a caller that holds the path by shared reference, such as a session's statistics).
+    pub fn stats_at(&self, now: Instant) -> VideoSendStats {
+        let roll = |meter: &RateMeter| {
+            let mut meter = *meter;
+            meter.roll(now);
+            meter
+        };
         let mut stats = self.stats;
         let media = stats.bytes_sent.max(1) as f64;
         stats.fec_overhead = stats.fec_bytes as f64 / media;
         stats.rtx_overhead = stats.retransmitted_bytes as f64 / media;
-        stats.media_bps = self.media_meter.bps();
-        stats.rtx_bps = self.rtx_meter.bps();
-        stats.fec_bps = self.fec_meter.bps();
-        stats.fps_sent = self.frame_meter.per_second();
+        stats.media_bps = roll(&self.media_meter).bps();
+        stats.rtx_bps = roll(&self.rtx_meter).bps();
+        stats.fec_bps = roll(&self.fec_meter).bps();
+        stats.fps_sent = roll(&self.frame_meter).per_second();
         let rtx = self.rtx.stats();
         stats.nacks_refused = rtx.not_found + rtx.too_old + rtx.too_soon + rtx.over_budget;
         let gate = self.gate.stats();

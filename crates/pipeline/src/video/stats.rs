@@ -78,6 +78,9 @@ pub(crate) struct FreezeTracker {
     pub(crate) pause_count: u64,
     pub(crate) total_pauses_duration: Duration,
     pub(crate) longest_interval: Duration,
+    /// The sender was known to stop (see [`FreezeTracker::pause`]): the next interval is a
+    /// pause whatever its length.
+    paused: bool,
 }
 
 impl Default for FreezeTracker {
@@ -92,18 +95,26 @@ impl Default for FreezeTracker {
             pause_count: 0,
             total_pauses_duration: Duration::ZERO,
             longest_interval: Duration::ZERO,
+            paused: false,
         }
     }
 }
 
 impl FreezeTracker {
+    /// The stream stopped (its owner knows: no packets for a while, the sender's camera
+    /// off): the interval up to the next rendered frame is a pause, not a freeze, even
+    /// when shorter than [`PAUSE_THRESHOLD`].
+    pub(crate) fn pause(&mut self) {
+        self.paused = self.last.is_some();
+    }
+
     /// A frame was rendered at `at` (not before the previous one).
     pub(crate) fn rendered(&mut self, at: Instant) {
         let Some(previous) = self.last.replace(at) else {
             return;
         };
         let interval = at.saturating_duration_since(previous);
-        if interval >= PAUSE_THRESHOLD {
+        if interval >= PAUSE_THRESHOLD || std::mem::take(&mut self.paused) {
             self.pause_count += 1;
             self.total_pauses_duration += interval;
             return;
@@ -170,5 +181,17 @@ mod tests {
         tracker.rendered(t);
         assert_eq!((tracker.freeze_count, tracker.pause_count), (1, 1));
         assert_eq!(tracker.total_pauses_duration, Duration::from_secs(6));
+        // A known stop: a shorter gap is a pause too, once.
+        tracker.pause();
+        t += Duration::from_secs(2);
+        tracker.rendered(t);
+        assert_eq!((tracker.freeze_count, tracker.pause_count), (1, 2));
+        for _ in 0..30 {
+            t += Duration::from_millis(33);
+            tracker.rendered(t);
+        }
+        t += Duration::from_secs(2);
+        tracker.rendered(t);
+        assert_eq!((tracker.freeze_count, tracker.pause_count), (2, 2));
     }
 }
