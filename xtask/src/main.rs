@@ -292,11 +292,12 @@ fn test() -> TaskResult {
     Ok(())
 }
 
-/// The showcase of `cargo xtask demo`: (folder, participants, profile, simulated seconds).
-const DEMO_CALLS: &[(&str, &str, &str, &str)] = &[
-    ("1to1-good", "2", "good", "30"),
-    ("1to1-lossy-20", "2", "lossy-20", "30"),
-    ("4party-4g", "4", "4g", "33"),
+/// The showcase of `cargo xtask demo`: (folder, participants, profile, simulated seconds,
+/// media).
+const DEMO_CALLS: &[(&str, &str, &str, &str, &str)] = &[
+    ("1to1-good", "2", "good", "30", "both"),
+    ("1to1-lossy-20", "2", "lossy-20", "30", "both"),
+    ("4party-4g", "4", "4g", "33", "both"),
 ];
 
 /// One line of a `summary.tsv` that `tincan sim` writes: a direction of a call.
@@ -364,7 +365,7 @@ fn demo(extra: &[String]) -> TaskResult {
     let binary = target.join("release").join("tincan");
     let binary = binary.to_string_lossy().into_owned();
     let mut rows = Vec::new();
-    for (name, participants, profile, seconds) in DEMO_CALLS {
+    for (name, participants, profile, seconds, media) in DEMO_CALLS {
         let out = target.join("demo").join(name);
         let out_arg = out.to_string_lossy().into_owned();
         let mut args = vec![
@@ -375,6 +376,8 @@ fn demo(extra: &[String]) -> TaskResult {
             profile,
             "--duration",
             seconds,
+            "--media",
+            media,
             "--out",
             out_arg.as_str(),
         ];

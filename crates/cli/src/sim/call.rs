@@ -24,10 +24,7 @@ use tincan_media::wav::WavWriter;
 use tincan_netsim::{Link, LinkConfig, Poll};
 
 use tincan_jitter::AudioJitterStats;
-use tincan_pipeline::{
-    Event, FRAME_SAMPLES, Input, Output, RemoteParticipant, RemoteStats, SAMPLE_RATE, Session,
-    SessionConfig,
-};
+use tincan_pipeline::{Event, FRAME_SAMPLES, Input, Output, RemoteStats, SAMPLE_RATE, Session};
 
 use super::SimError;
 use super::measure::{MAX_LAG_MS, Measurer, WindowResult};
@@ -38,6 +35,7 @@ use super::report::{
     StatsPoint, WindowMeasure, process_cpu_time, resident_kib,
 };
 use super::talk::{Microphone, TalkSchedule};
+use super::video::{self, ParticipantVideo, VideoDirection, VideoSent, VideoSetup};
 
 /// The audio clock.
 const TICK: Duration = Duration::from_millis(10);
@@ -90,6 +88,10 @@ pub struct CallSetup {
     pub absences: Vec<Absence>,
     /// Worker threads for the participants' work (0: one per core).
     pub threads: usize,
+    /// The cameras, when the call has video.
+    pub video: Option<VideoSetup>,
+    /// `audio`, `video` or `both`, for the report.
+    pub media: &'static str,
 }
 
 /// A participant away from the call between two instants.
@@ -109,6 +111,27 @@ pub fn audio_ssrc(index: usize) -> u32 {
     0x7C00_0000 | ((index as u32 + 1) << 8) | 0xA0
 }
 
+/// Tells the relay participant `index`'s SSRCs (audio, and video, RTX and FlexFEC when the
+/// call has video), as signalling would: feedback about a stream can then reach its
+/// sender before the stream's first packet.
+fn claim_ssrcs(relay: &mut Relay, index: usize, with_video: bool) -> Result<(), SimError> {
+    let video = if with_video {
+        video::video_ssrcs(index).to_vec()
+    } else {
+        Vec::new()
+    };
+    for ssrc in std::iter::once(audio_ssrc(index)).chain(video) {
+        relay
+            .claim_ssrc(index, ssrc)
+            .map_err(|e| SimError::Invalid {
+                what: "SSRC",
+                value: format!("{ssrc:#010x}"),
+                expected: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
 /// A link's seed from the call's seed: SplitMix64 of the pair's index, so that each
 /// direction's losses are independent and reproducible.
 fn link_seed(seed: u64, from: usize, to: usize) -> u64 {
@@ -119,11 +142,16 @@ fn link_seed(seed: u64, from: usize, to: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Declares `remotes` (their audio SSRCs) to `session`, as signalling would.
-fn connect(session: &mut Session, participant: usize, remotes: &[u32]) -> Result<(), SimError> {
-    for &ssrc in remotes {
+/// Declares `remotes` (participant indices) to `session`, as signalling would.
+fn connect(
+    session: &mut Session,
+    participant: usize,
+    remotes: &[usize],
+    with_video: bool,
+) -> Result<(), SimError> {
+    for &remote in remotes {
         session
-            .add_remote(RemoteParticipant::new(ssrc))
+            .add_remote(video::remote_participant(remote, with_video))
             .map_err(|e| SimError::Session {
                 participant: participant + 1,
                 reason: e.to_string(),
@@ -208,6 +236,8 @@ struct Participant {
     /// This tick's microphone frame (as pushed) and playout.
     said_frame: [i16; FRAME_SAMPLES],
     heard_frame: [i16; FRAME_SAMPLES],
+    /// Its camera and what it was shown, when the call has video.
+    video: Option<ParticipantVideo>,
 }
 
 impl Participant {
@@ -246,6 +276,23 @@ impl Participant {
             if self.session.handle_input(Input::Timeout, now).is_err() {
                 self.errors += 1;
             }
+            self.dirty = true;
+        }
+        if let Some(video) = &mut self.video
+            && self.present
+        {
+            video.drain(&mut self.session, now);
+        }
+    }
+
+    /// The camera's next picture at `now` (nothing while away), then the pictures it
+    /// decoded.
+    fn push_camera(&mut self, now: Instant) {
+        if let Some(video) = &mut self.video
+            && self.present
+        {
+            video.push(&mut self.session, now);
+            video.drain(&mut self.session, now);
             self.dirty = true;
         }
     }
@@ -326,22 +373,40 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
         expected: e.to_string(),
     })?;
     let mut people = Vec::with_capacity(n);
+    let formats = setup.video.as_ref().map(VideoSetup::formats);
+    let frame_interval = setup.video.as_ref().map(VideoSetup::frame_interval);
+    let save_video = setup.video.as_ref().is_some_and(|v| v.save);
+    let mut cameras = setup
+        .video
+        .map(|v| v.cameras.into_iter().map(Some).collect::<Vec<_>>());
     for (index, mic) in setup.mics.into_iter().enumerate() {
         let ssrc = audio_ssrc(index);
-        relay
-            .claim_ssrc(index, ssrc)
-            .map_err(|e| SimError::Invalid {
-                what: "SSRC",
-                value: format!("{ssrc:#010x}"),
-                expected: e.to_string(),
-            })?;
-        let mut session =
-            Session::new(SessionConfig::new(ssrc), t0).map_err(|e| SimError::Session {
+        claim_ssrcs(&mut relay, index, formats.is_some())?;
+        let format = formats.as_ref().and_then(|f| f.get(index).copied());
+        let mut session = Session::new(video::session_config(index, format), t0).map_err(|e| {
+            SimError::Session {
                 participant: index + 1,
                 reason: e.to_string(),
-            })?;
-        let remotes: Vec<u32> = (0..n).filter(|&r| r != index).map(audio_ssrc).collect();
-        connect(&mut session, index, &remotes)?;
+            }
+        })?;
+        let remotes: Vec<usize> = (0..n).filter(|&r| r != index).collect();
+        connect(&mut session, index, &remotes, formats.is_some())?;
+        let participant_video = match (
+            cameras
+                .as_mut()
+                .and_then(|c| c.get_mut(index))
+                .and_then(Option::take),
+            &formats,
+        ) {
+            (Some(camera), Some(formats)) => Some(ParticipantVideo::new(
+                index,
+                camera,
+                formats,
+                save_video.then_some(setup.out_dir.as_path()),
+                t0,
+            )?),
+            _ => None,
+        };
         let said_file = format!("p{}_said.wav", index + 1);
         let heard_file = format!("p{}_heard.wav", index + 1);
         people.push(Participant {
@@ -364,6 +429,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             inbound: Vec::with_capacity(n),
             said_frame: [0; FRAME_SAMPLES],
             heard_frame: [0; FRAME_SAMPLES],
+            video: participant_video,
         });
     }
     for (to, person) in people.iter_mut().enumerate() {
@@ -414,6 +480,9 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
     let mut routed: Vec<(usize, Arc<[u8]>)> = Vec::new();
     let mut tick = 0u64;
     let mut next_tick = t0;
+    // The cameras' clock: picture k at k frame intervals (none without video).
+    let mut pictures = 0u32;
+    let mut next_picture = frame_interval.map(|_| t0);
     let mut now = t0;
     loop {
         // Drain whoever was touched, in participant order: datagrams through the relay
@@ -464,12 +533,27 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
                     .iter()
                     .flat_map(|p| p.inbound.iter().filter_map(|d| d.deadline)),
             )
-            .fold(next_tick, Instant::min)
+            .fold(
+                next_picture.map_or(next_tick, |p| p.min(next_tick)),
+                Instant::min,
+            )
             .max(now);
         if next >= end {
             break;
         }
         now = next;
+        if let (Some(at), Some(interval)) = (next_picture, frame_interval)
+            && now >= at
+        {
+            // The cameras: each participant's due deliveries, then its picture (encoding
+            // is most of a video call's time: one participant per task).
+            people.par_iter_mut().with_max_len(1).for_each(|p| {
+                p.receive_due(now);
+                p.push_camera(now);
+            });
+            pictures += 1;
+            next_picture = Some(t0 + interval * pictures);
+        }
         if now < next_tick {
             // Deliveries and timers only.
             let due = people.iter().filter(|p| p.has_due(now)).count();
@@ -504,7 +588,13 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
                 if tick == absence.leave.as_millis() as u64 / 10 {
                     leave(&mut people, &mut relay, absence.participant);
                 } else if tick == absence.rejoin.as_millis() as u64 / 10 {
-                    rejoin(&mut people, &mut relay, absence.participant, now)?;
+                    rejoin(
+                        &mut people,
+                        &mut relay,
+                        absence.participant,
+                        now,
+                        formats.as_deref(),
+                    )?;
                 }
             }
             people
@@ -592,8 +682,22 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
         .map(|p| p.session.remote_stats(end).map(|r| (r.ssrc, r)).collect())
         .collect();
     let mut inbound = Vec::with_capacity(n);
+    // seen[viewer][remote]: what each participant was shown of each remote.
+    let mut seen: Vec<Vec<Option<VideoDirection>>> = Vec::with_capacity(n);
     for (index, mut person) in people.into_iter().enumerate() {
         inbound.push(std::mem::take(&mut person.inbound));
+        let video_sent: Option<VideoSent> = match person.video.take() {
+            Some(v) => {
+                let finals = &remote_finals[index];
+                let (sent, directions) = v.finish(index, |ssrc| finals.get(&ssrc).cloned())?;
+                seen.push(directions);
+                Some(sent)
+            }
+            None => {
+                seen.push(Vec::new());
+                None
+            }
+        };
         let mut playout = Playout::default();
         let mut delay = 0.0;
         let mut emitted = 0u64;
@@ -637,6 +741,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
                 .map(|a| [a.leave.as_secs_f64(), a.rejoin.min(simulated).as_secs_f64()])
                 .collect(),
             stats: person.stats,
+            video: video_sent,
         });
     }
     let results = measurer.results();
@@ -676,6 +781,10 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             quality: heard.map(|r| format!("{:?}", r.quality)),
             network_series: direction.series,
             remote_stats: direction.remote,
+            video: seen
+                .get_mut(to)
+                .and_then(|s| s.get_mut(from))
+                .and_then(Option::take),
         });
     }
     let wall_s = wall.as_secs_f64();
@@ -684,7 +793,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
         version: super::report::REPORT_VERSION,
         config: ConfigReport {
             participants: n,
-            media: "audio",
+            media: setup.media,
             duration_s: simulated.as_secs_f64(),
             seed: setup.seed,
             turn_s: setup.turn_ms as f64 / 1e3,
@@ -729,22 +838,20 @@ fn rejoin(
     relay: &mut Relay,
     who: usize,
     now: Instant,
+    formats: Option<&[(tincan_media::Resolution, u32)]>,
 ) -> Result<(), SimError> {
     let n = people.len();
     let ssrc = audio_ssrc(who);
     let _ = relay.join(who);
-    relay.claim_ssrc(who, ssrc).map_err(|e| SimError::Invalid {
-        what: "SSRC",
-        value: format!("{ssrc:#010x}"),
-        expected: e.to_string(),
-    })?;
+    let format = formats.and_then(|f| f.get(who).copied());
+    claim_ssrcs(relay, who, format.is_some())?;
     let mut session =
-        Session::new(SessionConfig::new(ssrc), now).map_err(|e| SimError::Session {
+        Session::new(video::session_config(who, format), now).map_err(|e| SimError::Session {
             participant: who + 1,
             reason: e.to_string(),
         })?;
-    let remotes: Vec<u32> = (0..n).filter(|&r| r != who).map(audio_ssrc).collect();
-    connect(&mut session, who, &remotes)?;
+    let remotes: Vec<usize> = (0..n).filter(|&r| r != who).collect();
+    connect(&mut session, who, &remotes, format.is_some())?;
     for (index, person) in people.iter_mut().enumerate() {
         if index == who {
             person.session = session;
@@ -758,7 +865,7 @@ fn rejoin(
     }
     for (index, person) in people.iter_mut().enumerate() {
         if index != who && person.present {
-            connect(&mut person.session, index, &[ssrc])?;
+            connect(&mut person.session, index, &[who], format.is_some())?;
             person.last_remote_playout.remove(&ssrc);
             person.dirty = true;
         }

@@ -354,9 +354,7 @@ pub fn page(report: &Report) -> String {
     }
     html.push_str(&chart("Loss per listener", "%", x_max, &loss_lines));
 
-    html.push_str(
-        "<h2>Freezes</h2>\n<p>This call carries audio only: there is no video to freeze.</p>\n",
-    );
+    html.push_str(&video_section(report, x_max));
 
     html.push_str("<h2>Participants</h2>\n<table><tr><th>participant</th><th>microphone</th><th>said</th><th>heard</th><th>RTT (ms)</th><th>jitter buffer mean (ms)</th><th>concealed</th><th>concealment events</th><th>session errors</th></tr>\n");
     for p in &report.participants {
@@ -398,6 +396,122 @@ pub fn page(report: &Report) -> String {
         );
     }
     html.push_str("</body></html>\n");
+    html
+}
+
+/// Video: per direction the pictures shown, frame rate, freezes; the frame rate and the
+/// freezes over time; each participant's video bitrate.
+fn video_section(report: &Report, x_max: f64) -> String {
+    let mut html = String::from("<h2>Video and freezes</h2>\n");
+    if !report.directions.iter().any(|d| d.video.is_some()) {
+        html.push_str("<p>This call carries audio only: there is no video to freeze.</p>\n");
+        return html;
+    }
+    html.push_str("<table><tr><th>from→to</th><th>pictures shown</th><th>decoded (session)</th><th>frame rate</th><th>freezes</th><th>frozen (s)</th><th>first picture (s)</th><th>resolution</th><th>packets lost before / after recovery</th><th>Y4M</th></tr>\n");
+    for d in &report.directions {
+        let Some(v) = &d.video else { continue };
+        let y4m = v.y4m.as_deref().map_or_else(
+            || "–".to_string(),
+            |f| format!("<a href=\"{}\">{}</a>", escape(f), escape(f)),
+        );
+        let _ = writeln!(
+            html,
+            "<tr><td>{}→{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+            d.from,
+            d.to,
+            v.frames_shown,
+            v.frames_decoded,
+            opt(v.fps, " fps"),
+            v.freeze_count,
+            v.freeze_s,
+            opt(v.first_frame_s, ""),
+            escape(v.resolution.as_deref().unwrap_or("–")),
+            v.packets_lost_before_recovery,
+            v.packets_lost_after_recovery,
+            y4m,
+        );
+    }
+    html.push_str("</table>\n");
+    let mut fps_lines = Vec::new();
+    let mut freeze_lines = Vec::new();
+    for (k, d) in report
+        .directions
+        .iter()
+        .filter(|d| d.video.is_some())
+        .enumerate()
+    {
+        let colour = COLOURS[k % COLOURS.len()];
+        fps_lines.push(Line {
+            label: format!("{}→{}", d.from, d.to),
+            colour,
+            dashed: false,
+            markers: false,
+            points: d
+                .remote_stats
+                .points
+                .iter()
+                .map(|p| (p.t_s, p.video_fps))
+                .collect(),
+        });
+        freeze_lines.push(Line {
+            label: format!("{}→{}", d.from, d.to),
+            colour,
+            dashed: false,
+            markers: true,
+            points: d
+                .remote_stats
+                .points
+                .iter()
+                .map(|p| (p.t_s, p.video_freeze_s))
+                .collect(),
+        });
+    }
+    html.push_str(&chart(
+        "Video frame rate per direction",
+        "fps",
+        x_max,
+        &fps_lines,
+    ));
+    html.push_str(&chart(
+        "Video frozen so far per direction (freezes: WebRTC's definition)",
+        "s",
+        x_max,
+        &freeze_lines,
+    ));
+    let mut rate_lines = Vec::new();
+    for p in &report.participants {
+        let colour = COLOURS[(p.participant - 1) % COLOURS.len()];
+        rate_lines.push(Line {
+            label: format!("{}: video sent", p.participant),
+            colour,
+            dashed: false,
+            markers: false,
+            points: p
+                .stats
+                .points
+                .iter()
+                .map(|s| (s.t_s, s.video_send_bps as f64 / 1e3))
+                .collect(),
+        });
+        rate_lines.push(Line {
+            label: format!("{}: video target", p.participant),
+            colour,
+            dashed: true,
+            markers: false,
+            points: p
+                .stats
+                .points
+                .iter()
+                .map(|s| (s.t_s, s.video_target_bps as f64 / 1e3))
+                .collect(),
+        });
+    }
+    html.push_str(&chart(
+        "Video bitrate sent and target",
+        "kbit/s",
+        x_max,
+        &rate_lines,
+    ));
     html
 }
 

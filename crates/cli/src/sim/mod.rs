@@ -17,6 +17,7 @@ pub mod measure;
 pub mod relay;
 pub mod report;
 pub mod talk;
+pub mod video;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ use call::{Absence, CallSetup, LinkSetup};
 use relay::MAX_PARTICIPANTS;
 use report::Report;
 use talk::{MicSource, Microphone, TalkSchedule};
+use tincan_media::Resolution;
+use video::{Camera, CameraSource, VideoSetup};
 
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]
@@ -91,9 +94,29 @@ impl SimError {
 /// What the participants send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Media {
-    /// Audio only (the only value until the media session carries video: `video` and
-    /// `both` come with it).
+    /// Audio only: the microphones, no cameras.
     Audio,
+    /// Video only: the cameras; the microphones are silent (the sessions still run their
+    /// audio, which DTX keeps small).
+    Video,
+    /// The microphones and the cameras.
+    Both,
+}
+
+impl Media {
+    /// Its name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Audio => "audio",
+            Self::Video => "video",
+            Self::Both => "both",
+        }
+    }
+
+    /// Whether the cameras are on.
+    pub fn has_video(self) -> bool {
+        self != Self::Audio
+    }
 }
 
 /// Options of `tincan sim`.
@@ -102,9 +125,23 @@ pub struct SimArgs {
     /// Participants in the call, 2 to 16 (more than 2 needs the multi-remote session).
     #[arg(long, short = 'n', default_value_t = 2)]
     pub participants: usize,
-    /// What is sent: `audio` (video follows when the media session carries it).
+    /// What is sent: `audio`, `video` (silent microphones) or `both`.
     #[arg(long, value_enum, default_value = "audio")]
     pub media: Media,
+    /// A participant's camera, N=PATH.y4m (played in a loop at --fps) or N=synthetic (the
+    /// moving test pattern at --resolution, the default); repeatable. Only with video.
+    #[arg(long = "camera", value_name = "N=PATH.y4m|synthetic")]
+    pub cameras: Vec<String>,
+    /// Size of the synthetic cameras' pictures, WxH (the encoders' cap too).
+    #[arg(long, default_value = "640x360")]
+    pub resolution: String,
+    /// Pictures per second every camera pushes.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Write what each participant was shown of each remote as
+    /// OUT/seen-<viewer>-from-<remote>.y4m.
+    #[arg(long)]
+    pub save_video: bool,
     /// Simulated length of the call, seconds.
     #[arg(long, default_value_t = 30.0)]
     pub duration: f64,
@@ -249,6 +286,56 @@ fn build_mics(args: &SimArgs, n: usize, fixtures: &Path) -> Result<Vec<Microphon
         .collect()
 }
 
+fn parse_resolution(text: &str) -> Result<Resolution, SimError> {
+    let bad = || SimError::invalid("--resolution", text, "WxH with even sides, e.g. 1280x720");
+    let (w, h) = text.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
+    if w < 16 || h < 16 || w % 2 == 1 || h % 2 == 1 || w > 3840 || h > 2160 {
+        return Err(bad());
+    }
+    Resolution::new(w, h).map_err(|_| bad())
+}
+
+/// The cameras of a call with video (`None` for an audio call).
+fn build_video(args: &SimArgs, n: usize) -> Result<Option<VideoSetup>, SimError> {
+    if !args.media.has_video() {
+        if let Some(spec) = args.cameras.first() {
+            return Err(SimError::invalid(
+                "--camera",
+                spec.as_str(),
+                "--media video or both",
+            ));
+        }
+        return Ok(None);
+    }
+    let resolution = parse_resolution(&args.resolution)?;
+    if !(1..=60).contains(&args.fps) {
+        return Err(SimError::invalid("--fps", args.fps.to_string(), "1 to 60"));
+    }
+    let mut sources = vec![CameraSource::Synthetic; n];
+    for spec in &args.cameras {
+        let (who, what) = spec.split_once('=').ok_or_else(|| {
+            SimError::invalid("--camera", spec.as_str(), "N=PATH.y4m or N=synthetic")
+        })?;
+        let who = participant_number(who, n, "--camera")?;
+        sources[who] = match what.trim() {
+            "synthetic" => CameraSource::Synthetic,
+            path => CameraSource::Y4m(PathBuf::from(path)),
+        };
+    }
+    let cameras = sources
+        .iter()
+        .map(|source| Camera::open(source, resolution, args.fps))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(VideoSetup {
+        cameras,
+        save: args.save_video,
+    }))
+}
+
 fn build_absences(args: &SimArgs, n: usize, duration_ms: u64) -> Result<Vec<Absence>, SimError> {
     let mut absences: Vec<Absence> = Vec::new();
     for spec in &args.leaves {
@@ -333,7 +420,20 @@ pub fn simulate(args: &SimArgs) -> Result<Report, SimError> {
         .clone()
         .unwrap_or_else(crate::default_fixtures);
     let links = build_links(args, n)?;
-    let mics = build_mics(args, n, &fixtures)?;
+    let mics = if args.media == Media::Video {
+        let silent: Vec<String> = (1..=n).map(|k| format!("{k}=silence")).collect();
+        build_mics(
+            &SimArgs {
+                mics: silent,
+                ..args.clone()
+            },
+            n,
+            &fixtures,
+        )?
+    } else {
+        build_mics(args, n, &fixtures)?
+    };
+    let video = build_video(args, n)?;
     let absences = build_absences(args, n, duration_ms)?;
     std::fs::create_dir_all(&args.out).map_err(|e| SimError::Output {
         path: args.out.clone(),
@@ -352,6 +452,8 @@ pub fn simulate(args: &SimArgs) -> Result<Report, SimError> {
         progress: !args.quiet,
         absences,
         threads: args.threads,
+        video,
+        media: args.media.name(),
     })?;
     let report_path = args
         .report
@@ -390,12 +492,12 @@ fn share(value: Option<f64>) -> String {
 /// One line per direction, tab-separated, with a header: what `cargo xtask demo` tabulates.
 pub fn summary_tsv(report: &Report, report_path: &Path) -> String {
     let mut out = String::from(
-        "participants\tfrom\tto\tprofile\tm2e_median_ms\tm2e_p95_ms\tcorrelation\tnetwork_loss\tloss_before_recovery\tloss_after_recovery\tmos\ttimes_real_time\treport\n",
+        "participants\tfrom\tto\tprofile\tm2e_median_ms\tm2e_p95_ms\tcorrelation\tnetwork_loss\tloss_before_recovery\tloss_after_recovery\tmos\ttimes_real_time\tvideo_frames_shown\tvideo_fps\tvideo_freezes\tvideo_freeze_s\treport\n",
     );
     for d in &report.directions {
         let _ = writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}\t{}\t{}\t{}\t{}\t{}",
             report.config.participants,
             d.from,
             d.to,
@@ -410,6 +512,16 @@ pub fn summary_tsv(report: &Report, report_path: &Path) -> String {
             share(d.loss_after_recovery),
             d.mos.map_or_else(|| "-".into(), |m| format!("{m:.2}")),
             report.speed.times_real_time,
+            d.video
+                .as_ref()
+                .map_or_else(|| "-".into(), |v| v.frames_shown.to_string()),
+            d.video.as_ref().map_or_else(|| "-".into(), |v| ms(v.fps)),
+            d.video
+                .as_ref()
+                .map_or_else(|| "-".into(), |v| v.freeze_count.to_string()),
+            d.video
+                .as_ref()
+                .map_or_else(|| "-".into(), |v| format!("{:.2}", v.freeze_s)),
             report_path.display(),
         );
     }
@@ -462,6 +574,32 @@ fn summary_table(report: &Report, report_path: &Path) -> String {
             share(d.loss_after_recovery),
             d.mos.map_or_else(|| "-".into(), |m| format!("{m:.2}")),
         );
+    }
+    if report.directions.iter().any(|d| d.video.is_some()) {
+        let _ = writeln!(
+            out,
+            "{:<8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>11} {:>12}",
+            "video", "shown", "fps", "freezes", "frozen s", "first (s)", "resolution", "lost b/a"
+        );
+        for d in &report.directions {
+            let Some(v) = &d.video else { continue };
+            let _ = writeln!(
+                out,
+                "{:<8} {:>8} {:>7} {:>7} {:>9.2} {:>10} {:>11} {:>12}",
+                format!("{}→{}", d.from, d.to),
+                v.frames_shown,
+                ms(v.fps),
+                v.freeze_count,
+                v.freeze_s,
+                v.first_frame_s
+                    .map_or_else(|| "-".into(), |t| format!("{t:.2}")),
+                v.resolution.as_deref().unwrap_or("-"),
+                format!(
+                    "{}/{}",
+                    v.packets_lost_before_recovery, v.packets_lost_after_recovery
+                ),
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use tincan_pipeline::{NetworkQuality, RemoteStats, SessionStats};
 
 use super::relay::RelayCounters;
+use super::video::{VideoDirection, VideoSent};
 
 /// Version of the report's layout.
 pub const REPORT_VERSION: u32 = 1;
@@ -43,7 +44,7 @@ pub struct Report {
 pub struct ConfigReport {
     /// Participants in the call.
     pub participants: usize,
-    /// `audio` (video follows when the session carries it).
+    /// `audio`, `video` or `both`.
     pub media: &'static str,
     /// Simulated seconds.
     pub duration_s: f64,
@@ -102,6 +103,9 @@ pub struct ParticipantReport {
     pub away: Vec<[f64; 2]>,
     /// The session's `Event::Stats` time series (every 2 s).
     pub stats: Series<StatsPoint>,
+    /// Its camera and what it pushed, when the call has video.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoSent>,
 }
 
 /// A bounded time series (see [`MAX_SERIES_POINTS`]).
@@ -201,6 +205,10 @@ pub struct StatsPoint {
     pub packets_sent: u64,
     /// RTP packets received so far.
     pub packets_received: u64,
+    /// Video's share of the target, bit/s (0 without video).
+    pub video_target_bps: u64,
+    /// Video sent over the last second (media, RTX, FEC), bit/s.
+    pub video_send_bps: u64,
 }
 
 impl StatsPoint {
@@ -225,6 +233,8 @@ impl StatsPoint {
             audio_policy_level: stats.audio_policy_level,
             packets_sent: stats.packets_sent,
             packets_received: stats.packets_received,
+            video_target_bps: stats.video_target_bps,
+            video_send_bps: stats.video_send_bps,
         }
     }
 }
@@ -298,6 +308,9 @@ pub struct DirectionReport {
     pub network_series: Series<NetworkPoint>,
     /// The listener's statistics of this talker every 2 s (`Event::RemoteStats`).
     pub remote_stats: Series<RemotePoint>,
+    /// What the listener was shown of this talker's camera, when the call has video.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoDirection>,
 }
 
 /// One sample of a listener's statistics of one talker (`RemoteStats`), with interval
@@ -329,6 +342,16 @@ pub struct RemotePoint {
     /// Network quality level (its name; kept as the level, so a point owns no heap).
     #[serde(serialize_with = "quality_name")]
     pub quality: NetworkQuality,
+    /// Video pictures rendered per second over the last second (0 without video).
+    pub video_fps: f64,
+    /// Video pictures decoded so far.
+    pub video_frames_decoded: u64,
+    /// Video freezes so far.
+    pub video_freeze_count: u64,
+    /// Their total length so far, seconds.
+    pub video_freeze_s: f64,
+    /// Video received from the talker over the last second, bit/s.
+    pub video_receive_bps: u64,
 }
 
 impl RemotePoint {
@@ -348,6 +371,11 @@ impl RemotePoint {
             concealment_events: stats.concealment_events,
             mos: stats.mos,
             quality: stats.quality,
+            video_fps: stats.video_fps,
+            video_frames_decoded: stats.video_frames_decoded,
+            video_freeze_count: stats.video_freeze_count,
+            video_freeze_s: stats.video_freeze_duration.as_secs_f64(),
+            video_receive_bps: stats.video_receive_bps,
         }
     }
 }
