@@ -5,13 +5,20 @@
 //! deadline to the next (the sessions' timers, the links' deliveries and the 10 ms audio
 //! clock), so the call runs as fast as the machine computes it. At each 10 ms tick every
 //! participant pushes its next microphone frame and pulls its next playout frame.
+//!
+//! The participants' sessions share nothing, so their work at one instant (deliveries,
+//! timers, the tick's push and pull: most of a call's time) runs on a rayon pool, one
+//! participant per task; what joins them (the relay, what enters the links, events, the
+//! measurer, the WAVs) stays on one thread in participant order. The outputs are therefore
+//! the same for any number of threads (`tests/sim_parallel.rs`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::HashMap;
+use rayon::prelude::*;
 use tincan_media::audio::{AudioFormat, Channels};
 use tincan_media::wav::WavWriter;
 use tincan_netsim::{Link, LinkConfig, Poll};
@@ -26,9 +33,9 @@ use super::SimError;
 use super::measure::{MAX_LAG_MS, Measurer};
 use super::relay::Relay;
 use super::report::{
-    ConfigReport, DirectionReport, EventCounts, MemorySample, MouthToEar, NetworkPoint,
-    NetworkReport, ParticipantReport, Playout, RemotePoint, Report, Series, Speed, StatsPoint,
-    WindowMeasure, resident_kib, thread_cpu_time,
+    ConfigReport, DirectionReport, EventCounts, MAX_DIRECTION_POINTS, MemorySample, MouthToEar,
+    NetworkPoint, NetworkReport, ParticipantReport, Playout, RemotePoint, Report, Series, Speed,
+    StatsPoint, WindowMeasure, process_cpu_time, resident_kib,
 };
 use super::talk::{Microphone, TalkSchedule};
 
@@ -42,6 +49,10 @@ const NETWORK_INTERVAL_TICKS: u64 = 200;
 const MEMORY_INTERVAL_TICKS: u64 = 1_000;
 /// How often the progress bar moves.
 const PROGRESS_TICKS: u64 = 50;
+/// Between ticks, deliveries and timers are handed out in parallel only when this many
+/// participants have something due at the same instant: one datagram costs a session a
+/// few microseconds, about what waking another thread costs.
+const PARALLEL_MIN_DUE: usize = 4;
 
 /// One direction's network.
 #[derive(Debug, Clone)]
@@ -77,6 +88,8 @@ pub struct CallSetup {
     pub progress: bool,
     /// Participants who leave the call for a while (and rejoin with a fresh session).
     pub absences: Vec<Absence>,
+    /// Worker threads for the participants' work (0: one per core).
+    pub threads: usize,
 }
 
 /// A participant away from the call between two instants.
@@ -188,12 +201,82 @@ struct Participant {
     last_playout: PlayoutMark,
     /// Per remote audio SSRC, its jitter buffer counters at its last statistics event.
     last_remote_playout: HashMap<u32, PlayoutMark>,
+    /// The directions towards it, by talker: `inbound[from]` is from → this participant
+    /// (its own entry is unused). Kept with the receiver so that each participant's
+    /// deliveries can be handed to its session on any thread.
+    inbound: Vec<Direction>,
+    /// This tick's microphone frame (as pushed) and playout.
+    said_frame: [i16; FRAME_SAMPLES],
+    heard_frame: [i16; FRAME_SAMPLES],
+}
+
+impl Participant {
+    /// Whether a delivery or its timer is due at `now`.
+    fn has_due(&self, now: Instant) -> bool {
+        (self.present && self.timeout <= now)
+            || self
+                .inbound
+                .iter()
+                .any(|d| d.deadline.is_some_and(|at| at <= now))
+    }
+
+    /// Hands its session what its links deliver at `now` (talker by talker, in order),
+    /// then its timer if due. Touches nothing but this participant: participants can be
+    /// served in parallel and the outcome does not depend on the order.
+    fn receive_due(&mut self, now: Instant) {
+        for direction in &mut self.inbound {
+            if direction.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            while let Poll::Deliver(delivery) = direction.link.poll(now) {
+                if !self.present {
+                    self.dropped_while_away += 1;
+                } else if self
+                    .session
+                    .handle_input(Input::Receive(&delivery.packet), now)
+                    .is_err()
+                {
+                    self.errors += 1;
+                }
+            }
+            self.dirty = true;
+            direction.deadline = direction.link.next_deadline();
+        }
+        if self.present && self.timeout <= now {
+            if self.session.handle_input(Input::Timeout, now).is_err() {
+                self.errors += 1;
+            }
+            self.dirty = true;
+        }
+    }
+
+    /// The 10 ms tick at `now`: pushes its next microphone frame (none at the first tick)
+    /// and pulls its playout, into `said_frame` and `heard_frame` (silence while away).
+    fn play_tick(&mut self, first: bool, talking: bool, now: Instant) {
+        if !self.present {
+            self.said_frame.fill(0);
+            self.heard_frame.fill(0);
+            return;
+        }
+        // The frame pushed at tick k holds the 10 ms before it (samples of tick k - 1);
+        // the frame pulled at tick k plays from it: one clock for both.
+        if !first {
+            self.mic.next_frame(talking, &mut self.said_frame);
+            if self.session.push_audio(&self.said_frame, now).is_err() {
+                self.errors += 1;
+            }
+        }
+        if self.session.pull_audio(now, &mut self.heard_frame).is_err() {
+            self.errors += 1;
+        }
+        self.dirty = true;
+    }
 }
 
 /// One direction: its link and the counters at the last network sample.
 struct Direction {
     profile: String,
-    link: Link<Rc<[u8]>>,
+    link: Link<Arc<[u8]>>,
     deadline: Option<Instant>,
     last: (u64, u64, u64, Duration),
     series: Series<NetworkPoint>,
@@ -212,11 +295,29 @@ fn wav_writer(dir: &Path, name: &str) -> Result<WavWriter, SimError> {
 
 /// Runs the call and returns its report.
 ///
+/// The participants' work at each instant (their deliveries, timers, microphone and
+/// playout) is spread over [`CallSetup::threads`] threads; everything that joins them (the
+/// relay, the links' inputs, the measurer, the files) runs on one thread in participant
+/// order, so the outputs do not depend on the thread count.
+///
 /// # Errors
 ///
 /// A session or link that refuses its configuration, a call size the session cannot
-/// carry, or an output file that cannot be written.
+/// carry, an output file that cannot be written, or a thread pool that cannot start.
 pub fn run(setup: CallSetup) -> Result<Report, SimError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(setup.threads)
+        .thread_name(|i| format!("sim-{i}"))
+        .build()
+        .map_err(|e| SimError::Invalid {
+            what: "threads",
+            value: setup.threads.to_string(),
+            expected: e.to_string(),
+        })?;
+    pool.install(|| run_on_pool(setup))
+}
+
+fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
     let n = setup.participants;
     let t0 = Instant::now();
     let mut relay = Relay::new(n).map_err(|e| SimError::Invalid {
@@ -260,11 +361,13 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
             errors: 0,
             last_playout: PlayoutMark::default(),
             last_remote_playout: HashMap::new(),
+            inbound: Vec::with_capacity(n),
+            said_frame: [0; FRAME_SAMPLES],
+            heard_frame: [0; FRAME_SAMPLES],
         });
     }
-    let mut directions = Vec::with_capacity(n * n);
-    for from in 0..n {
-        for to in 0..n {
+    for (to, person) in people.iter_mut().enumerate() {
+        for from in 0..n {
             let LinkSetup { profile, config } = setup.links[from * n + to].clone();
             let mut link = Link::new(config, link_seed(setup.seed, from, to)).map_err(|e| {
                 SimError::Invalid {
@@ -274,13 +377,13 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
                 }
             })?;
             link.set_epoch(t0);
-            directions.push(Direction {
+            person.inbound.push(Direction {
                 profile,
                 link,
                 deadline: None,
                 last: (0, 0, 0, Duration::ZERO),
-                series: Series::default(),
-                remote: Series::default(),
+                series: Series::with_limit(MAX_DIRECTION_POINTS),
+                remote: Series::with_limit(MAX_DIRECTION_POINTS),
             });
         }
     }
@@ -306,46 +409,49 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
         ProgressBar::hidden()
     };
     let started = Instant::now();
-    let cpu_started = thread_cpu_time();
+    let cpu_started = process_cpu_time();
     let mut memory = Vec::new();
-    let mut routed: Vec<(usize, Rc<[u8]>)> = Vec::new();
-    let mut mic_frame = [0i16; FRAME_SAMPLES];
-    let mut heard_frame = [0i16; FRAME_SAMPLES];
+    let mut routed: Vec<(usize, Arc<[u8]>)> = Vec::new();
     let mut tick = 0u64;
     let mut next_tick = t0;
     let mut now = t0;
     loop {
-        // Drain whoever was touched: datagrams through the relay onto the links.
-        for (from, person) in people.iter_mut().enumerate() {
+        // Drain whoever was touched, in participant order: datagrams through the relay
+        // onto the links. Sequential, so what enters the relay and the links never
+        // depends on how the work before was spread over threads.
+        for from in 0..n {
+            let person = &mut people[from];
             if !person.dirty || !person.present {
                 continue;
             }
             person.dirty = false;
             loop {
-                match person.session.poll_output() {
+                match people[from].session.poll_output() {
                     Output::Transmit(datagram) => {
                         routed.clear();
                         relay.route(from, &datagram, &mut routed);
                         for (to, copy) in routed.drain(..) {
-                            let direction = &mut directions[from * n + to];
+                            let direction = &mut people[to].inbound[from];
                             let size = copy.len() + UDP_IP_OVERHEAD;
                             direction.link.send(copy, size, now);
                             direction.deadline = direction.link.next_deadline();
                         }
-                        person.session.recycle(datagram);
+                        people[from].session.recycle(datagram);
                     }
                     Output::Event(event) => {
+                        let person = &mut people[from];
                         if let Some((talker, point)) = record_event(person, event, now - t0)
                             && talker != from
+                            && let Some(direction) = person.inbound.get_mut(talker)
                         {
-                            directions[talker * n + from].remote.push(point);
+                            direction.remote.push(point);
                         }
                     }
                     Output::Timeout(at) => {
-                        person.timeout = at;
+                        people[from].timeout = at;
                         break;
                     }
-                    _ => person.events.other += 1,
+                    _ => people[from].events.other += 1,
                 }
             }
         }
@@ -353,41 +459,47 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
             .iter()
             .filter(|p| p.present)
             .map(|p| p.timeout)
-            .chain(directions.iter().filter_map(|d| d.deadline))
+            .chain(
+                people
+                    .iter()
+                    .flat_map(|p| p.inbound.iter().filter_map(|d| d.deadline)),
+            )
             .fold(next_tick, Instant::min)
             .max(now);
         if next >= end {
             break;
         }
         now = next;
-        for (index, direction) in directions.iter_mut().enumerate() {
-            if direction.deadline.is_none_or(|d| d > now) {
-                continue;
-            }
-            let person = &mut people[index % n];
-            while let Poll::Deliver(delivery) = direction.link.poll(now) {
-                if !person.present {
-                    person.dropped_while_away += 1;
-                } else if person
-                    .session
-                    .handle_input(Input::Receive(&delivery.packet), now)
-                    .is_err()
-                {
-                    person.errors += 1;
+        if now < next_tick {
+            // Deliveries and timers only.
+            let due = people.iter().filter(|p| p.has_due(now)).count();
+            if due >= PARALLEL_MIN_DUE {
+                people
+                    .par_iter_mut()
+                    .with_max_len(1)
+                    .for_each(|p| p.receive_due(now));
+            } else {
+                for person in people.iter_mut() {
+                    person.receive_due(now);
                 }
             }
-            person.dirty = true;
-            direction.deadline = direction.link.next_deadline();
+            continue;
         }
-        for person in people.iter_mut() {
-            if person.present && person.timeout <= now {
-                if person.session.handle_input(Input::Timeout, now).is_err() {
-                    person.errors += 1;
-                }
-                person.dirty = true;
-            }
-        }
-        if now >= next_tick {
+        // A tick: what is due, then every participant's microphone and playout, each
+        // participant on whichever thread is free (they share nothing).
+        let first = tick == 0;
+        let mic_sample = tick.saturating_sub(1) * FRAME_SAMPLES as u64;
+        let talker = setup.schedule.talker_at(mic_sample);
+        let absence_now = setup.absences.iter().any(|a| {
+            tick == a.leave.as_millis() as u64 / 10 || tick == a.rejoin.as_millis() as u64 / 10
+        });
+        if absence_now {
+            // Leaving and rejoining touch several sessions and the relay: between the
+            // deliveries and the tick, on this thread.
+            people
+                .par_iter_mut()
+                .with_max_len(1)
+                .for_each(|p| p.receive_due(now));
             for absence in &setup.absences {
                 if tick == absence.leave.as_millis() as u64 / 10 {
                     leave(&mut people, &mut relay, absence.participant);
@@ -395,67 +507,78 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
                     rejoin(&mut people, &mut relay, absence.participant, now)?;
                 }
             }
-            let mic_sample = tick.saturating_sub(1) * FRAME_SAMPLES as u64;
-            for (index, person) in people.iter_mut().enumerate() {
-                if !person.present {
-                    // Away: nothing said, nothing heard.
-                    mic_frame.fill(0);
-                    if tick > 0 {
-                        measurer.push_mic(index, &mic_frame);
-                        person.said.write(&mic_frame).map_err(SimError::media)?;
-                    }
-                    measurer.push_heard(index, &mic_frame);
-                    person.heard.write(&mic_frame).map_err(SimError::media)?;
-                    continue;
-                }
-                // The frame pushed at tick k holds the 10 ms before it (samples of tick
-                // k - 1); the frame pulled at tick k plays from it: one clock for both.
-                if tick > 0 {
-                    let talking = setup.schedule.talker_at(mic_sample) == Some(index);
-                    person.mic.next_frame(talking, &mut mic_frame);
-                    if person.session.push_audio(&mic_frame, now).is_err() {
-                        person.errors += 1;
-                    }
-                    measurer.push_mic(index, &mic_frame);
-                    person.said.write(&mic_frame).map_err(SimError::media)?;
-                }
-                if person.session.pull_audio(now, &mut heard_frame).is_err() {
-                    person.errors += 1;
-                }
-                measurer.push_heard(index, &heard_frame);
-                person.heard.write(&heard_frame).map_err(SimError::media)?;
-                person.dirty = true;
+            people
+                .par_iter_mut()
+                .with_max_len(1)
+                .enumerate()
+                .for_each(|(index, p)| p.play_tick(first, talker == Some(index), now));
+        } else {
+            people
+                .par_iter_mut()
+                .with_max_len(1)
+                .enumerate()
+                .for_each(|(index, p)| {
+                    p.receive_due(now);
+                    p.play_tick(first, talker == Some(index), now);
+                });
+        }
+        for (index, person) in people.iter_mut().enumerate() {
+            if !first {
+                measurer.push_mic(index, &person.said_frame);
+                person
+                    .said
+                    .write(&person.said_frame)
+                    .map_err(SimError::media)?;
             }
-            measurer.measure_ready();
-            tick += 1;
-            next_tick += TICK;
-            if tick % NETWORK_INTERVAL_TICKS == 0 {
-                let t_s = (now - t0).as_secs_f64();
-                for direction in &mut directions {
+            measurer.push_heard(index, &person.heard_frame);
+            person
+                .heard
+                .write(&person.heard_frame)
+                .map_err(SimError::media)?;
+        }
+        measurer.measure_ready();
+        tick += 1;
+        next_tick += TICK;
+        if tick % NETWORK_INTERVAL_TICKS == 0 {
+            let t_s = (now - t0).as_secs_f64();
+            for person in &mut people {
+                for direction in &mut person.inbound {
                     sample_network(direction, t_s);
                 }
             }
-            if tick % MEMORY_INTERVAL_TICKS == 0
-                && let Some(rss_kib) = resident_kib()
-            {
-                memory.push(MemorySample {
-                    t_s: (now - t0).as_secs_f64(),
-                    rss_kib,
-                });
-            }
-            if tick % PROGRESS_TICKS == 0 {
-                bar.set_position(tick);
-                bar.set_message(format!(
-                    "{:.0}/{:.0} s",
-                    (now - t0).as_secs_f64(),
-                    setup.duration.as_secs_f64()
-                ));
-            }
+        }
+        if tick % MEMORY_INTERVAL_TICKS == 0
+            && let Some(rss_kib) = resident_kib()
+        {
+            let series: usize = people
+                .iter()
+                .map(|p| {
+                    p.stats.bytes()
+                        + p.inbound
+                            .iter()
+                            .map(|d| d.series.bytes() + d.remote.bytes())
+                            .sum::<usize>()
+                })
+                .sum();
+            let windows = std::mem::size_of_val(measurer.results());
+            memory.push(MemorySample {
+                t_s: (now - t0).as_secs_f64(),
+                rss_kib,
+                report_kib: ((series + windows) / 1024) as u64,
+            });
+        }
+        if tick % PROGRESS_TICKS == 0 {
+            bar.set_position(tick);
+            bar.set_message(format!(
+                "{:.0}/{:.0} s",
+                (now - t0).as_secs_f64(),
+                setup.duration.as_secs_f64()
+            ));
         }
     }
     let wall = started.elapsed();
     let cpu = cpu_started
-        .zip(thread_cpu_time())
+        .zip(process_cpu_time())
         .map(|(a, b)| b.saturating_sub(a).as_secs_f64());
     bar.finish_and_clear();
     measurer.finish();
@@ -468,7 +591,9 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
         .iter()
         .map(|p| p.session.remote_stats(end).map(|r| (r.ssrc, r)).collect())
         .collect();
-    for (index, person) in people.into_iter().enumerate() {
+    let mut inbound = Vec::with_capacity(n);
+    for (index, mut person) in people.into_iter().enumerate() {
+        inbound.push(std::mem::take(&mut person.inbound));
         let mut playout = Playout::default();
         let mut delay = 0.0;
         let mut emitted = 0u64;
@@ -516,8 +641,12 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
     }
     let results = measurer.results();
     let mut direction_reports = Vec::new();
-    for (index, direction) in directions.into_iter().enumerate() {
-        let (from, to) = (index / n, index % n);
+    // By talker, then listener: receiver `to`'s directions are taken in talker order.
+    let mut inbound: Vec<_> = inbound.into_iter().map(Vec::into_iter).collect();
+    for (from, to) in (0..n).flat_map(|from| (0..n).map(move |to| (from, to))) {
+        let Some(direction) = inbound.get_mut(to).and_then(Iterator::next) else {
+            continue;
+        };
         if from == to {
             continue;
         }

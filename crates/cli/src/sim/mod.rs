@@ -147,6 +147,10 @@ pub struct SimArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Threads the participants' work is spread over (0: one per core). The outputs are
+    /// the same with any number.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Loads a profile by name or from a file.
@@ -347,6 +351,7 @@ pub fn simulate(args: &SimArgs) -> Result<Report, SimError> {
         out_dir: args.out.clone(),
         progress: !args.quiet,
         absences,
+        threads: args.threads,
     })?;
     let report_path = args
         .report

@@ -25,7 +25,7 @@
 //! [`MAX_SSRCS`] SSRCs; the per-receiver buffers are reused.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tincan_rtp::rtcp::{
@@ -197,7 +197,7 @@ impl Relay {
     /// Routes one datagram sent by `from`: appends to `out` a (receiver, datagram) pair for
     /// every copy to forward (RTP copies share one buffer). Nothing is ever an error: what
     /// cannot be forwarded is counted.
-    pub fn route(&mut self, from: usize, datagram: &[u8], out: &mut Vec<(usize, Rc<[u8]>)>) {
+    pub fn route(&mut self, from: usize, datagram: &[u8], out: &mut Vec<(usize, Arc<[u8]>)>) {
         if !self.present.get(from).copied().unwrap_or(false) {
             self.counters.from_absent += 1;
             return;
@@ -210,7 +210,7 @@ impl Relay {
         }
     }
 
-    fn route_rtp(&mut self, from: usize, datagram: &[u8], out: &mut Vec<(usize, Rc<[u8]>)>) {
+    fn route_rtp(&mut self, from: usize, datagram: &[u8], out: &mut Vec<(usize, Arc<[u8]>)>) {
         self.counters.rtp_in += 1;
         let ssrc = match datagram.get(8..12) {
             Some(b) if datagram[0] >> 6 == 2 => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
@@ -230,10 +230,10 @@ impl Relay {
                 return;
             }
         }
-        let shared: Rc<[u8]> = Rc::from(datagram);
+        let shared: Arc<[u8]> = Arc::from(datagram);
         for (to, present) in self.present.iter().enumerate() {
             if *present && to != from {
-                out.push((to, Rc::clone(&shared)));
+                out.push((to, Arc::clone(&shared)));
                 self.counters.rtp_out += 1;
             }
         }
@@ -257,7 +257,7 @@ impl Relay {
         }
     }
 
-    fn route_rtcp(&mut self, from: usize, datagram: &[u8], out: &mut Vec<(usize, Rc<[u8]>)>) {
+    fn route_rtcp(&mut self, from: usize, datagram: &[u8], out: &mut Vec<(usize, Arc<[u8]>)>) {
         self.counters.rtcp_in += 1;
         let Ok(compound) = RtcpCompound::parse(datagram) else {
             self.counters.malformed += 1;
@@ -281,7 +281,7 @@ impl Relay {
         }
         for (to, buffer) in self.compounds.iter().enumerate() {
             if !buffer.is_empty() {
-                out.push((to, Rc::from(buffer.as_slice())));
+                out.push((to, Arc::from(buffer.as_slice())));
                 self.counters.rtcp_out += 1;
             }
         }

@@ -4,7 +4,7 @@
 //! losses shares (0 to 1). Participants are numbered from 1 as on the command line.
 
 use serde::Serialize;
-use tincan_pipeline::{RemoteStats, SessionStats};
+use tincan_pipeline::{NetworkQuality, RemoteStats, SessionStats};
 
 use super::relay::RelayCounters;
 
@@ -13,6 +13,9 @@ pub const REPORT_VERSION: u32 = 1;
 /// Most points a time series keeps; when full, every other point is dropped and the
 /// series keeps one point in two from then on (bounded memory over any call length).
 pub const MAX_SERIES_POINTS: usize = 2_048;
+/// The same for each direction's series: a 16-party call has 240 directions, so their
+/// series are kept shorter (512 points of 2 s: 17 minutes before the first halving).
+pub const MAX_DIRECTION_POINTS: usize = 512;
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -63,10 +66,10 @@ pub struct Speed {
     pub wall_s: f64,
     /// `simulated_s / wall_s`.
     pub times_real_time: f64,
-    /// CPU seconds the call loop took (the machine may be shared: this is what the
-    /// simulation itself costs), where `/proc` tells it.
+    /// CPU seconds the call loop took on all its threads (the machine may be shared: this
+    /// is what the simulation itself costs), where `/proc` tells it.
     pub cpu_s: Option<f64>,
-    /// `simulated_s / cpu_s`: the speed on an otherwise idle core.
+    /// `simulated_s / cpu_s`: the speed on one otherwise idle core.
     pub times_real_time_cpu: Option<f64>,
 }
 
@@ -110,19 +113,33 @@ pub struct Series<T> {
     pub stride: u64,
     #[serde(skip)]
     seen: u64,
+    /// Most points kept.
+    #[serde(skip)]
+    limit: usize,
 }
 
 impl<T> Default for Series<T> {
     fn default() -> Self {
-        Self {
-            points: Vec::new(),
-            stride: 1,
-            seen: 0,
-        }
+        Self::with_limit(MAX_SERIES_POINTS)
     }
 }
 
 impl<T> Series<T> {
+    /// A series of at most `limit` points (at least 2).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            points: Vec::new(),
+            stride: 1,
+            seen: 0,
+            limit: limit.max(2),
+        }
+    }
+
+    /// Bytes its points take (what the series adds to resident memory).
+    pub fn bytes(&self) -> usize {
+        self.points.len() * std::mem::size_of::<T>()
+    }
+
     /// Adds a point (kept if it falls on the stride).
     pub fn push(&mut self, point: T) {
         let keep = self.seen % self.stride == 0;
@@ -130,7 +147,7 @@ impl<T> Series<T> {
         if !keep {
             return;
         }
-        if self.points.len() >= MAX_SERIES_POINTS {
+        if self.points.len() >= self.limit {
             let mut index = 0;
             self.points.retain(|_| {
                 index += 1;
@@ -309,8 +326,9 @@ pub struct RemotePoint {
     pub concealment_events: u64,
     /// MOS estimate, once measured.
     pub mos: Option<f64>,
-    /// Network quality level.
-    pub quality: String,
+    /// Network quality level (its name; kept as the level, so a point owns no heap).
+    #[serde(serialize_with = "quality_name")]
+    pub quality: NetworkQuality,
 }
 
 impl RemotePoint {
@@ -329,9 +347,17 @@ impl RemotePoint {
             receive_bps: stats.receive_bps,
             concealment_events: stats.concealment_events,
             mos: stats.mos,
-            quality: format!("{:?}", stats.quality),
+            quality: stats.quality,
         }
     }
+}
+
+/// Writes a quality level as its name (`Good`, `Down`, …).
+fn quality_name<S: serde::Serializer>(
+    quality: &NetworkQuality,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_args!("{quality:?}"))
 }
 
 /// A link's counters.
@@ -458,13 +484,24 @@ pub struct MemorySample {
     pub t_s: f64,
     /// Resident set size, KiB (`VmRSS` of `/proc/self/status`).
     pub rss_kib: u64,
+    /// What the report's own time series and measurements take then, KiB (they grow with
+    /// the call, up to their bounds): `rss_kib` less this is the simulation's own memory.
+    pub report_kib: u64,
 }
 
-/// CPU time of the calling thread (`/proc/thread-self/schedstat`: time on a CPU), where
-/// `/proc` tells it.
-pub fn thread_cpu_time() -> Option<std::time::Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+/// CPU time of the process's live threads (the sum of `/proc/self/task/*/schedstat`: time
+/// on a CPU, in nanoseconds), where `/proc` tells it. The simulator's worker threads live
+/// as long as the call, so the difference of two readings is what the call cost.
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread that ended between the listing and the read has nothing to add.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
     Some(std::time::Duration::from_nanos(ns))
 }
 
@@ -533,12 +570,32 @@ mod tests {
     fn resident_memory_and_cpu_time_are_read_on_linux() {
         if cfg!(target_os = "linux") {
             assert!(resident_kib().is_some_and(|kib| kib > 0));
-            let before = thread_cpu_time().expect("schedstat");
-            let mut x = 1u64;
-            for i in 0..5_000_000u64 {
-                x = std::hint::black_box(x.wrapping_mul(i | 1));
-            }
-            assert!(thread_cpu_time().expect("schedstat") > before);
+            let spin = || {
+                let mut x = 1u64;
+                for i in 0..5_000_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(i | 1));
+                }
+            };
+            let before = process_cpu_time().expect("schedstat");
+            spin();
+            let one = process_cpu_time().expect("schedstat");
+            assert!(one > before);
+            // Another live thread's time counts too (this one only waits meanwhile).
+            let (spun, wait_spun) = std::sync::mpsc::channel();
+            let (release, wait_release) = std::sync::mpsc::channel::<()>();
+            let worker = std::thread::spawn(move || {
+                spin();
+                let _ = spun.send(());
+                let _ = wait_release.recv();
+            });
+            wait_spun.recv().expect("spun");
+            let two = process_cpu_time().expect("schedstat");
+            let _ = release.send(());
+            worker.join().expect("worker");
+            assert!(
+                two > one + std::time::Duration::from_millis(1),
+                "{one:?} {two:?}"
+            );
         }
     }
 }
