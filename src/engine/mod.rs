@@ -32,7 +32,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -428,10 +428,7 @@ impl CallEngine {
     /// The next event, waiting up to `timeout`; `None` when none came (or the engine
     /// stopped and every event was taken).
     pub fn next_event(&self, timeout: Duration) -> Option<EngineEvent> {
-        match self.events.recv_timeout(timeout) {
-            Ok(event) => Some(event),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.events.recv_timeout(timeout).ok()
     }
 
     /// The next event if one is waiting.
