@@ -233,7 +233,7 @@ pub fn run_call(args: &CallArgs) -> Result<(), Box<dyn Error>> {
         seconds(args.device.timeout, "--timeout")?,
         1,
         scheduled,
-        |_| after_begin.drain(..).collect(),
+        |_| std::mem::take(&mut after_begin),
         |_| Vec::new(),
     )?;
     engine.shutdown();
