@@ -9,7 +9,7 @@
 //!   [`CallMachine`]: it takes the application's commands, the server's envelopes and the
 //!   machine's timers, and turns the machine's events into [`EngineEvent`]s;
 //! - while a call is on, one *media thread* owns the call's UDP socket and its
-//!   [`Session`](tincan_pipeline::Session) on a 10 ms clock (see [`media`]).
+//!   [`Session`](tincan_pipeline::Session) on a 10 ms clock (module `media`).
 //!
 //! Media transport: when its call begins, a device binds a UDP socket and announces its
 //! address, port, codec and audio SSRC to the call with `media_params` (again whenever a
