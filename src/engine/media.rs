@@ -385,8 +385,12 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
         // poll).
         while let Some(picture) = session.poll_video_frame() {
             summary.video_frames_shown += 1;
-            let user = user_of(&peers, picture.remote);
-            if let Err(e) = screen.show(user.as_ref(), picture.remote, picture.frame) {
+            // Borrowed, not cloned: no allocation per picture.
+            let user = peers
+                .iter()
+                .find(|(_, p)| p.audio_ssrc == Some(picture.remote))
+                .map(|(u, _)| u);
+            if let Err(e) = screen.show(user, picture.remote, picture.frame) {
                 warn(e.to_string());
                 screen = Screen::Discard;
             }

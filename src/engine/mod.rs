@@ -9,10 +9,12 @@
 //!   [`CallMachine`]: it takes the application's commands, the server's envelopes and the
 //!   machine's timers, and turns the machine's events into [`EngineEvent`]s;
 //! - while a call is on, one *media thread* owns the call's UDP socket and its
-//!   [`Session`](tincan_pipeline::Session) on a 10 ms clock (see [`media`]).
+//!   [`Session`](tincan_pipeline::Session) on a 10 ms clock, with a camera clock beside
+//!   it in video calls ([`video`] has the sources and sinks; see `docs/ENGINE.md`).
 //!
 //! Media transport: when its call begins, a device binds a UDP socket and announces its
-//! address, port, codec and audio SSRC to the call with `media_params` (again whenever a
+//! address, port, codec and SSRCs (audio; video, RTX and FlexFEC) to the call with
+//! `media_params` (again whenever a
 //! user joins, so late joiners learn it). Each device sends every datagram of its session
 //! to every other participant's announced address: a full mesh, fine for the small
 //! groups a call holds (up to 16), with no relay to run. RTP and RTCP share the socket
