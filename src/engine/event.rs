@@ -28,6 +28,17 @@ pub struct MediaSummary {
     pub receive_loss_after_recovery: f64,
     /// Round-trip time to the remotes, once measured.
     pub rtt: Option<Duration>,
+    /// Camera pictures given to the session (while the call had video and the camera
+    /// was on; the session may still decimate them).
+    pub video_frames_captured: u64,
+    /// Pictures encoded and sent.
+    pub video_frames_encoded: u64,
+    /// Remote pictures decoded (all remotes).
+    pub video_frames_decoded: u64,
+    /// Remote pictures handed to the video output.
+    pub video_frames_shown: u64,
+    /// Freezes of remote video (all remotes).
+    pub video_freeze_count: u64,
 }
 
 /// Something that happened: call progress from signalling, media from the session,
@@ -183,17 +194,20 @@ pub enum EngineEvent {
         /// Arriving or not.
         available: bool,
     },
-    /// A remote's video started or stopped arriving. Emitted once the media session
-    /// carries video (`docs/ENGINE.md`, "Video").
+    /// A remote's video started (its first decoded picture) or stopped arriving (a
+    /// second without it, or at once when the call switched to audio; `docs/ENGINE.md`,
+    /// "Video").
     VideoAvailable {
         /// The call.
         call_id: CallId,
         /// The participant.
         user: Option<UserId>,
-        /// The remote's video SSRC.
+        /// The remote's audio SSRC (the session names remotes by it).
         ssrc: u32,
         /// Arriving or not.
         available: bool,
+        /// The size of its pictures (width, height) when available.
+        resolution: Option<(u32, u32)>,
     },
     /// A remote's voice volume, 0-100, every 500 ms while its audio arrives.
     VoiceVolume {

@@ -16,6 +16,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tincan_pipeline::video::VideoSessionConfig;
 use tincan_pipeline::{
     Event, FRAME_SAMPLES, Input, Output, RemoteParticipant, Session, SessionConfig,
 };
@@ -25,6 +26,7 @@ use super::EngineError;
 use super::audio::{AudioInput, AudioOutput, Microphone, Speaker};
 use super::event::{EngineEvent, MediaSummary};
 use super::sink::EventSink;
+use super::video::{Camera, Screen, VideoInput, VideoOutput};
 
 /// The audio clock.
 const TICK: Duration = Duration::from_millis(10);
@@ -45,6 +47,7 @@ pub(crate) enum MediaCommand {
         user: UserId,
         address: SocketAddr,
         audio_ssrc: Option<u32>,
+        video_ssrcs: Option<VideoSsrcs>,
     },
     /// A participant left: stop sending to it and drop its receive state.
     RemoveUser(UserId),
@@ -54,6 +57,14 @@ pub(crate) enum MediaCommand {
     SetInput(AudioInput),
     /// A new playout sink.
     SetOutput(AudioOutput),
+    /// Camera on (`true`) or off.
+    SetCamera(bool),
+    /// The call's media type: video (`true`) or audio only.
+    SetVideoCall(bool),
+    /// A new camera source.
+    SetVideoInput(VideoInput),
+    /// A new sink for the remotes' pictures.
+    SetVideoOutput(VideoOutput),
     /// Stop the call's media.
     Stop,
 }
@@ -67,7 +78,26 @@ pub(crate) struct MediaSetup {
     pub muted: bool,
     pub input: AudioInput,
     pub output: AudioOutput,
+    pub video: VideoSetup,
     pub events: EventSink,
+}
+
+/// A device's video SSRCs, as announced in `media_params`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VideoSsrcs {
+    pub media: u32,
+    pub rtx: u32,
+    pub fec: u32,
+}
+
+/// The video part of a media thread's start.
+pub(crate) struct VideoSetup {
+    pub ssrcs: VideoSsrcs,
+    /// The call begins as a video call.
+    pub video_call: bool,
+    pub camera: bool,
+    pub input: VideoInput,
+    pub output: VideoOutput,
 }
 
 /// A running call's media thread.
@@ -79,6 +109,16 @@ pub(crate) struct MediaHandle {
 struct Peer {
     address: SocketAddr,
     audio_ssrc: Option<u32>,
+    video_ssrcs: Option<VideoSsrcs>,
+}
+
+/// The session's view of a participant: its audio SSRC with its video SSRCs.
+fn remote(audio_ssrc: u32, video: Option<VideoSsrcs>) -> RemoteParticipant {
+    let remote = RemoteParticipant::new(audio_ssrc);
+    match video {
+        Some(v) => remote.with_video_ssrcs(v.media, v.rtx, v.fec),
+        None => remote,
+    }
 }
 
 /// Starts the media thread of a call.
@@ -104,12 +144,32 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
         muted,
         input,
         output,
+        video,
         events,
     } = setup;
     let warn = |message: String| events.send(EngineEvent::Warning { message });
     let mut summary = MediaSummary::default();
     let start = Instant::now();
-    let config = SessionConfig::new(ssrc).with_denoise(denoise);
+    let mut camera = Camera::open(&video.input)
+        .or_else(|e| {
+            warn(e.to_string());
+            Camera::open(&VideoInput::default())
+        })
+        .ok();
+    // The session always has video (so that an audio call can switch to video); the
+    // camera's size and rate cap what it sends.
+    let mut video_config =
+        VideoSessionConfig::new(video.ssrcs.media, video.ssrcs.rtx, video.ssrcs.fec)
+            .with_camera(video.camera);
+    if let Some(camera) = &camera {
+        video_config = video_config
+            .with_max_resolution(camera.resolution())
+            .with_max_fps(camera.fps());
+    }
+    let camera_fps = camera.as_ref().map_or(30, Camera::fps);
+    let config = SessionConfig::new(ssrc)
+        .with_denoise(denoise)
+        .with_video(video_config);
     let mut session = match Session::new(config, start) {
         Ok(session) => session,
         Err(e) => {
@@ -119,6 +179,15 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
         }
     };
     session.set_muted(muted);
+    if let Err(e) = session.set_video_call(video.video_call, start) {
+        warn(format!("call {}: video: {e}", call_id.as_str()));
+    }
+    let mut screen = Screen::open(&video.output, camera_fps).unwrap_or_else(|e| {
+        warn(e.to_string());
+        Screen::Discard
+    });
+    let mut next_picture = start;
+    let mut warned_video = false;
     let mut mic = Microphone::open(&input).unwrap_or_else(|e| {
         warn(e.to_string());
         Microphone::Silence
@@ -149,15 +218,18 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
                     user,
                     address,
                     audio_ssrc,
+                    video_ssrcs,
                 }) => {
-                    if let Some(old) = peers.get(&user).and_then(|p| p.audio_ssrc)
-                        && Some(old) != audio_ssrc
+                    // A new announcement with other SSRCs replaces the remote.
+                    if let Some(old) = peers.get(&user)
+                        && let Some(old_ssrc) = old.audio_ssrc
+                        && (Some(old_ssrc) != audio_ssrc || old.video_ssrcs != video_ssrcs)
                     {
-                        session.remove_remote(old);
+                        session.remove_remote(old_ssrc);
                     }
                     if let Some(ssrc) = audio_ssrc
                         && !session.remote_ssrcs().any(|s| s == ssrc)
-                        && let Err(e) = session.add_remote(RemoteParticipant::new(ssrc))
+                        && let Err(e) = session.add_remote(remote(ssrc, video_ssrcs))
                     {
                         warn(format!("call {}: remote {ssrc}: {e}", call_id.as_str()));
                     }
@@ -166,6 +238,7 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
                         Peer {
                             address,
                             audio_ssrc,
+                            video_ssrcs,
                         },
                     );
                 }
@@ -190,6 +263,29 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
                     }
                     Err(e) => warn(e.to_string()),
                 },
+                Ok(MediaCommand::SetCamera(on)) => {
+                    // Refused only without video, which the session always has.
+                    let _ = session.set_camera(on, Instant::now());
+                }
+                Ok(MediaCommand::SetVideoCall(on)) => {
+                    let _ = session.set_video_call(on, Instant::now());
+                }
+                Ok(MediaCommand::SetVideoInput(input)) => match Camera::open(&input) {
+                    // The session's cap stays the first camera's: the session scales.
+                    Ok(new) => camera = Some(new),
+                    Err(e) => warn(e.to_string()),
+                },
+                Ok(MediaCommand::SetVideoOutput(output)) => {
+                    match Screen::open(&output, camera_fps) {
+                        Ok(new) => {
+                            if let Err(e) = screen.close() {
+                                warn(e.to_string());
+                            }
+                            screen = new;
+                        }
+                        Err(e) => warn(e.to_string()),
+                    }
+                }
                 Ok(MediaCommand::Stop) | Err(TryRecvError::Disconnected) => break 'call,
                 Err(TryRecvError::Empty) => break,
             }
@@ -222,6 +318,40 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
             next_tick += TICK;
             ticks += 1;
         }
+        // The camera's clock: a picture every interval while video is sent (none is taken
+        // otherwise, so a file source pauses with the camera).
+        if let Some(cam) = camera.as_mut()
+            && now >= next_picture
+        {
+            if session.video_call() && session.camera() {
+                let pushed = match cam.capture() {
+                    Ok(Some(picture)) => session.push_video(picture, now).map(|_| true),
+                    Ok(None) => Ok(false),
+                    Err(e) => {
+                        warn(e.to_string());
+                        camera = None;
+                        Ok(false)
+                    }
+                };
+                match pushed {
+                    Ok(true) => summary.video_frames_captured += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        if !warned_video {
+                            warned_video = true;
+                            warn(format!("call {}: video: {e}", call_id.as_str()));
+                        }
+                    }
+                }
+            }
+            if let Some(cam) = camera.as_ref() {
+                next_picture += cam.interval();
+                if next_picture <= now {
+                    // Held up: no burst of pictures to catch up.
+                    next_picture = now + cam.interval();
+                }
+            }
+        }
         if now >= session_deadline {
             // Errors here are counted by the session (bad state is not the network's).
             let _ = session.handle_input(Input::Timeout, now);
@@ -251,8 +381,26 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
             }
         }
 
-        // Wait for datagrams until the next tick or session timer.
-        let wake = next_tick.min(session_deadline);
+        // Decoded pictures, shown as they come (the session lends them until the next
+        // poll).
+        while let Some(picture) = session.poll_video_frame() {
+            summary.video_frames_shown += 1;
+            // Borrowed, not cloned: no allocation per picture.
+            let user = peers
+                .iter()
+                .find(|(_, p)| p.audio_ssrc == Some(picture.remote))
+                .map(|(u, _)| u);
+            if let Err(e) = screen.show(user, picture.remote, picture.frame) {
+                warn(e.to_string());
+                screen = Screen::Discard;
+            }
+        }
+
+        // Wait for datagrams until the next tick, session timer or camera picture.
+        let mut wake = next_tick.min(session_deadline);
+        if camera.is_some() {
+            wake = wake.min(next_picture);
+        }
         let mut wait = wake.saturating_duration_since(Instant::now());
         for _ in 0..MAX_RECEIVES_PER_TURN {
             if wait.is_zero() {
@@ -288,7 +436,13 @@ fn run(setup: MediaSetup, commands: Receiver<MediaCommand>) {
     summary.bad_datagrams = stats.bad_datagrams;
     summary.receive_loss_after_recovery = stats.receive_loss_after_recovery;
     summary.rtt = stats.rtt;
+    summary.video_frames_encoded = stats.video_frames_encoded;
+    summary.video_frames_decoded = stats.video_frames_decoded;
+    summary.video_freeze_count = stats.video_freeze_count;
     if let Err(e) = speaker.close() {
+        warn(e.to_string());
+    }
+    if let Err(e) = screen.close() {
         warn(e.to_string());
     }
     events.send(EngineEvent::MediaStopped { call_id, summary });
@@ -314,6 +468,20 @@ fn engine_event(
             user: user_of(ssrc),
             ssrc,
             available: false,
+        },
+        Event::RemoteVideoAvailable { ssrc, resolution } => EngineEvent::VideoAvailable {
+            call_id,
+            user: user_of(ssrc),
+            ssrc,
+            available: true,
+            resolution: Some((resolution.width(), resolution.height())),
+        },
+        Event::RemoteVideoUnavailable { ssrc } => EngineEvent::VideoAvailable {
+            call_id,
+            user: user_of(ssrc),
+            ssrc,
+            available: false,
+            resolution: None,
         },
         Event::RemoteVolume { ssrc, volume } => EngineEvent::VoiceVolume {
             call_id,

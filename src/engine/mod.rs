@@ -9,10 +9,12 @@
 //!   [`CallMachine`]: it takes the application's commands, the server's envelopes and the
 //!   machine's timers, and turns the machine's events into [`EngineEvent`]s;
 //! - while a call is on, one *media thread* owns the call's UDP socket and its
-//!   [`Session`](tincan_pipeline::Session) on a 10 ms clock (module `media`).
+//!   [`Session`](tincan_pipeline::Session) on a 10 ms clock, with a camera clock beside
+//!   it in video calls ([`video`] has the sources and sinks; see `docs/ENGINE.md`).
 //!
 //! Media transport: when its call begins, a device binds a UDP socket and announces its
-//! address, port, codec and audio SSRC to the call with `media_params` (again whenever a
+//! address, port, codec and SSRCs (audio; video, RTX and FlexFEC) to the call with
+//! `media_params` (again whenever a
 //! user joins, so late joiners learn it). Each device sends every datagram of its session
 //! to every other participant's announced address: a full mesh, fine for the small
 //! groups a call holds (up to 16), with no relay to run. RTP and RTCP share the socket
@@ -25,6 +27,7 @@ pub mod audio;
 pub mod event;
 mod media;
 mod sink;
+pub mod video;
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -48,8 +51,9 @@ use tokio::sync::mpsc;
 
 pub use audio::{AudioInput, AudioOutput};
 pub use event::{EngineEvent, MediaSummary};
+pub use video::{VideoInput, VideoOutput};
 
-use media::{MediaCommand, MediaHandle, MediaSetup};
+use media::{MediaCommand, MediaHandle, MediaSetup, VideoSetup, VideoSsrcs};
 use sink::EventSink;
 
 /// Commands waiting for the signalling task.
@@ -81,6 +85,15 @@ pub enum EngineError {
     #[error("audio file {}: {reason}", path.display())]
     Audio {
         /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A video source or sink failed (a Y4M file that cannot be read or written, a bad
+    /// camera size or rate).
+    #[error("video {}: {reason}", path.display())]
+    Video {
+        /// The file (empty for a bad setting).
         path: PathBuf,
         /// What failed.
         reason: String,
@@ -126,6 +139,12 @@ pub struct EngineConfig {
     pub audio_input: AudioInput,
     /// The speaker (default discard). [`CallEngine::set_audio_output`] changes it.
     pub audio_output: AudioOutput,
+    /// The camera (default the synthetic pattern, 320×180 at 15 fps), used while a call
+    /// has video and the camera is on. [`CallEngine::set_video_input`] changes it.
+    pub video_input: VideoInput,
+    /// The remotes' pictures (default discard). [`CallEngine::set_video_output`] changes
+    /// it.
+    pub video_output: VideoOutput,
     /// Events kept for the application before new ones are dropped (default 4096).
     pub event_capacity: usize,
 }
@@ -148,6 +167,8 @@ impl EngineConfig {
             denoise: true,
             audio_input: AudioInput::Silence,
             audio_output: AudioOutput::Discard,
+            video_input: VideoInput::default(),
+            video_output: VideoOutput::Discard,
             event_capacity: 4096,
         })
     }
@@ -212,6 +233,8 @@ enum Action {
     Camera(bool),
     Input(AudioInput),
     Output(AudioOutput),
+    VideoInput(VideoInput),
+    VideoOutput(VideoOutput),
     Shutdown,
 }
 
@@ -409,8 +432,8 @@ impl CallEngine {
         self.request(Action::Mic(on)).map(drop)
     }
 
-    /// Turns the camera on or off (told to the others; video media follows the session's
-    /// video, `docs/ENGINE.md`).
+    /// Turns the camera on or off (told to the others; off, no video is sent, and the
+    /// others see [`EngineEvent::VideoAvailable`] `false` about a second later).
     pub fn set_camera(&self, on: bool) -> Result<(), EngineError> {
         self.request(Action::Camera(on)).map(drop)
     }
@@ -423,6 +446,17 @@ impl CallEngine {
     /// Changes the speaker sink, for the current call (if any) and the next ones.
     pub fn set_audio_output(&self, output: AudioOutput) -> Result<(), EngineError> {
         self.request(Action::Output(output)).map(drop)
+    }
+
+    /// Changes the camera source, for the current call (if any) and the next ones.
+    pub fn set_video_input(&self, input: VideoInput) -> Result<(), EngineError> {
+        self.request(Action::VideoInput(input)).map(drop)
+    }
+
+    /// Changes where the remotes' pictures go, for the current call (if any) and the next
+    /// ones.
+    pub fn set_video_output(&self, output: VideoOutput) -> Result<(), EngineError> {
+        self.request(Action::VideoOutput(output)).map(drop)
     }
 
     /// The next event, waiting up to `timeout`; `None` when none came (or the engine
@@ -494,6 +528,7 @@ fn random_u64() -> u64 {
 struct Peer {
     address: SocketAddr,
     audio_ssrc: Option<u32>,
+    video_ssrcs: Option<VideoSsrcs>,
 }
 
 /// The current call's media on this device.
@@ -621,6 +656,7 @@ impl Signalling {
             }
             Action::Camera(on) => {
                 self.media_state.camera = on;
+                self.tell_media(MediaCommand::SetCamera(on));
                 self.announce_media_state(now);
                 Ok(None)
             }
@@ -632,6 +668,16 @@ impl Signalling {
             Action::Output(output) => {
                 self.config.audio_output = output.clone();
                 self.tell_media(MediaCommand::SetOutput(output));
+                Ok(None)
+            }
+            Action::VideoInput(input) => {
+                self.config.video_input = input.clone();
+                self.tell_media(MediaCommand::SetVideoInput(input));
+                Ok(None)
+            }
+            Action::VideoOutput(output) => {
+                self.config.video_output = output.clone();
+                self.tell_media(MediaCommand::SetVideoOutput(output));
                 Ok(None)
             }
             Action::Shutdown => {
@@ -729,7 +775,7 @@ impl Signalling {
                     call_id: call_id.clone(),
                     media,
                 });
-                self.start_media(call_id);
+                self.start_media(call_id, media);
                 return;
             }
             CallEvent::CallEnds {
@@ -782,6 +828,7 @@ impl Signalling {
                 EngineEvent::UserInvited { call_id, user, by }
             }
             CallEvent::MediaTypeChanged { call_id, media, by } => {
+                self.tell_media(MediaCommand::SetVideoCall(media == MediaType::Video));
                 EngineEvent::MediaTypeChanged { call_id, media, by }
             }
             CallEvent::MediaSwitchRequested { call_id, by, media } => {
@@ -843,14 +890,23 @@ impl Signalling {
             });
             return;
         };
+        let ssrcs = &transport.ssrcs;
+        let video_ssrcs = match (ssrcs.video, ssrcs.rtx, ssrcs.fec) {
+            (Some(media), Some(rtx), Some(fec)) => Some(VideoSsrcs { media, rtx, fec }),
+            // The session's receive path needs all three; a device that announces fewer
+            // is heard and not seen.
+            _ => None,
+        };
         let peer = Peer {
             address,
-            audio_ssrc: transport.ssrcs.audio,
+            audio_ssrc: ssrcs.audio,
+            video_ssrcs,
         };
         self.tell_media(MediaCommand::AddPeer {
             user: user.clone(),
             address: peer.address,
             audio_ssrc: peer.audio_ssrc,
+            video_ssrcs: peer.video_ssrcs,
         });
         self.peers.insert(user, peer);
     }
@@ -863,7 +919,7 @@ impl Signalling {
     }
 
     /// Binds the call's socket, starts its media thread and announces it.
-    fn start_media(&mut self, call_id: CallId) {
+    fn start_media(&mut self, call_id: CallId, media: MediaType) {
         self.stop_media();
         let socket = match UdpSocket::bind(SocketAddr::new(self.config.media_bind, 0)) {
             Ok(socket) => socket,
@@ -877,6 +933,13 @@ impl Signalling {
         let port = socket.local_addr().map_or(0, |a| a.port());
         let announce = self.config.media_announce.unwrap_or(self.config.media_bind);
         let ssrc = (random_u64() as u32) | 1;
+        // Video SSRCs follow the audio one (random per call, distinct from each other);
+        // announced in every call, so that an audio call can switch to video.
+        let video_ssrcs = VideoSsrcs {
+            media: ssrc.wrapping_add(2),
+            rtx: ssrc.wrapping_add(4),
+            fec: ssrc.wrapping_add(6),
+        };
         let transport = MediaTransport {
             address: announce.to_string(),
             port,
@@ -888,7 +951,9 @@ impl Signalling {
             }],
             ssrcs: Ssrcs {
                 audio: Some(ssrc),
-                ..Ssrcs::default()
+                video: Some(video_ssrcs.media),
+                rtx: Some(video_ssrcs.rtx),
+                fec: Some(video_ssrcs.fec),
             },
             key: None,
         };
@@ -900,6 +965,13 @@ impl Signalling {
             muted: !self.media_state.mic,
             input: self.config.audio_input.clone(),
             output: self.config.audio_output.clone(),
+            video: VideoSetup {
+                ssrcs: video_ssrcs,
+                video_call: media == MediaType::Video,
+                camera: self.media_state.camera,
+                input: self.config.video_input.clone(),
+                output: self.config.video_output.clone(),
+            },
             events: self.events.clone(),
         };
         let handle = match media::start(setup) {
@@ -916,6 +988,7 @@ impl Signalling {
                 user: user.clone(),
                 address: peer.address,
                 audio_ssrc: peer.audio_ssrc,
+                video_ssrcs: peer.video_ssrcs,
             });
         }
         let now = Instant::now();

@@ -1,7 +1,9 @@
 //! `tincan call` and `tincan answer`: a device on the [`CallEngine`] that places (or
 //! joins) a call, or answers one, over a tincan server with media over UDP. The
-//! microphone comes from a WAV file or a tone, what is heard goes to a WAV file, and every
-//! event is printed on stdout as one JSON object per line (`docs/ENGINE.md`).
+//! microphone comes from a WAV file or a tone, what is heard goes to a WAV file; in video
+//! calls the camera is a synthetic pattern or a Y4M file and what is seen goes to a Y4M
+//! file per remote. Every event is printed on stdout as one JSON object per line
+//! (`docs/ENGINE.md`).
 
 use std::error::Error;
 use std::net::IpAddr;
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tincan::engine::MediaSummary;
+use tincan::engine::{MediaSummary, VideoInput, VideoOutput};
 use tincan::signal::protocol::{MediaType, UserId};
 use tincan::{AudioInput, AudioOutput, CallEngine, CallOptions, EngineConfig, EngineEvent};
 use tincan_server::TokenKey;
@@ -42,6 +44,13 @@ pub struct DeviceArgs {
     /// Write what is heard to this WAV file (48 kHz mono).
     #[arg(long)]
     heard: Option<PathBuf>,
+    /// Camera in video calls: `synthetic` (a moving test pattern, 320x180 at 15 fps) or a
+    /// Y4M file (8-bit 4:2:0, sent at its frame rate, once).
+    #[arg(long, default_value = "synthetic")]
+    camera: String,
+    /// Write each remote's video to DIR/USER.y4m.
+    #[arg(long, value_name = "DIR")]
+    seen: Option<PathBuf>,
     /// Turn noise suppression off.
     #[arg(long)]
     no_denoise: bool,
@@ -114,7 +123,7 @@ pub struct AnswerArgs {
 pub enum Media {
     /// Audio only.
     Audio,
-    /// Audio and video (video media follows the session's video; signalling is complete).
+    /// Audio and video.
     Video,
 }
 
@@ -157,6 +166,13 @@ fn connect(args: &DeviceArgs, clock: &Clock) -> Result<CallEngine, Box<dyn Error
     };
     if let Some(path) = &args.heard {
         config.audio_output = AudioOutput::wav(path);
+    }
+    config.video_input = match args.camera.as_str() {
+        "synthetic" => VideoInput::default(),
+        path => VideoInput::y4m(path),
+    };
+    if let Some(dir) = &args.seen {
+        config.video_output = VideoOutput::y4m_dir(dir);
     }
     let engine = CallEngine::connect(config)?;
     clock.print(json!({"event": "logged_in", "user": args.user, "device": args.device}));
@@ -372,6 +388,11 @@ fn summary_json(summary: &MediaSummary) -> Value {
         "frames_skipped": summary.frames_skipped,
         "receive_loss_after_recovery": summary.receive_loss_after_recovery,
         "rtt_ms": summary.rtt.map(|d| d.as_secs_f64() * 1e3),
+        "video_frames_captured": summary.video_frames_captured,
+        "video_frames_encoded": summary.video_frames_encoded,
+        "video_frames_decoded": summary.video_frames_decoded,
+        "video_frames_shown": summary.video_frames_shown,
+        "video_freeze_count": summary.video_freeze_count,
     })
 }
 
@@ -462,8 +483,10 @@ pub fn event_json(event: &EngineEvent) -> Value {
             user: who,
             ssrc,
             available,
+            resolution,
         } => json!({"event": "video_available", "call_id": call_id.as_str(), "user": user(who),
-            "ssrc": ssrc, "available": available}),
+            "ssrc": ssrc, "available": available,
+            "width": resolution.map(|r| r.0), "height": resolution.map(|r| r.1)}),
         EngineEvent::VoiceVolume {
             call_id,
             user: who,

@@ -1,12 +1,15 @@
 //! Multi-process calls: `tincan serve` and one `tincan call` / `tincan answer` process per
 //! device, media over loopback UDP. Each test checks the events every side printed and,
-//! where media flows, that it did (the heard WAV holds the speech sent).
+//! where media flows, that it did (the heard WAV holds the speech sent; in the video call,
+//! the seen Y4M files hold the other side's moving pattern, frame numbers rising).
 
 mod calls_common;
 
 use std::time::Duration;
 
-use calls_common::{Server, device, heard, scratch, serial, speech, speech_heard, speech_path};
+use calls_common::{
+    Server, device, heard, scratch, seen, serial, speech, speech_heard, speech_path,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Median window correlation that counts as the speech heard (other audio stays below
@@ -100,6 +103,104 @@ fn one_to_one_audio_call() {
     );
     println!("control (alice heard a tone): {control:.3}");
     assert!(control < 0.3, "{control}");
+}
+
+#[test]
+fn one_to_one_video_call() {
+    let _one_at_a_time = serial();
+    let dir = scratch("video");
+    let server = Server::start(&dir);
+    let (bob_seen, alice_seen) = (dir.join("bob_seen"), dir.join("alice_seen"));
+    let mut bob = device(
+        &server,
+        &dir,
+        "answer",
+        "bob",
+        "phone",
+        &["--seen", bob_seen.to_str().unwrap(), "--tone", "300"],
+    );
+    let mut alice = device(
+        &server,
+        &dir,
+        "call",
+        "alice",
+        "laptop",
+        &[
+            "--to",
+            "bob",
+            "--media",
+            "video",
+            "--camera",
+            "synthetic",
+            "--seen",
+            alice_seen.to_str().unwrap(),
+            "--tone",
+            "500",
+            "--duration",
+            "6",
+        ],
+    );
+    alice.finish(WAIT);
+    bob.finish(WAIT);
+
+    assert_eq!(bob.find("call_received").unwrap()["media"], "video");
+    for (me, other, seen_dir) in [(&alice, "bob", &alice_seen), (&bob, "alice", &bob_seen)] {
+        assert_eq!(me.find("call_begins").unwrap()["media"], "video");
+        assert_eq!(me.end_reason(), "hang_up", "{}", me.name);
+        let available = me
+            .events
+            .iter()
+            .find(|e| e["event"] == "video_available" && e["available"] == true)
+            .unwrap_or_else(|| panic!("{}: no video_available", me.name));
+        assert_eq!(available["user"], other, "{}", me.name);
+        assert_eq!(
+            (available["width"].as_u64(), available["height"].as_u64()),
+            (Some(320), Some(180)),
+            "{}",
+            me.name
+        );
+        // Audio flowed too.
+        assert!(
+            me.saw("audio_available", "user", other),
+            "{}: no audio",
+            me.name
+        );
+        // 6 s at 15 fps: 90 pictures each way, less the start (first keyframe, ramp).
+        let (encoded, decoded, shown) = (
+            me.media("video_frames_encoded"),
+            me.media("video_frames_decoded"),
+            me.media("video_frames_shown"),
+        );
+        println!(
+            "{}: video encoded {encoded}, decoded {decoded}, shown {shown}",
+            me.name
+        );
+        assert!((50..=100).contains(&encoded), "{}: {encoded}", me.name);
+        assert!((50..=100).contains(&decoded), "{}: {decoded}", me.name);
+        assert_eq!(shown, decoded, "{}", me.name);
+        let file = seen(&seen_dir.join(format!("{other}.y4m")));
+        assert_eq!((file.width, file.height), (320, 180), "{}", me.name);
+        assert_eq!(file.counters.len() as u64, shown, "{}", me.name);
+        // The other side's pattern, in order: frame numbers read back and rising.
+        let numbers: Vec<u64> = file.counters.iter().flatten().copied().collect();
+        assert!(
+            numbers.len() * 10 >= file.counters.len() * 9,
+            "{}: {} of {} frame numbers readable",
+            me.name,
+            numbers.len(),
+            file.counters.len()
+        );
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "{}: {numbers:?}",
+            me.name
+        );
+        assert!(
+            numbers.last().unwrap() - numbers[0] >= 50,
+            "{}: {numbers:?}",
+            me.name
+        );
+    }
 }
 
 #[test]

@@ -360,3 +360,38 @@ pub fn heard(path: &Path) -> Vec<i16> {
     assert_eq!(clip.format().sample_rate(), 48_000);
     clip.into_samples()
 }
+
+/// What a `--seen` Y4M file holds: its picture size and, per picture, the frame number the
+/// sender's synthetic pattern drew into it (`None` where it cannot be read).
+pub struct Seen {
+    pub width: u32,
+    pub height: u32,
+    pub counters: Vec<Option<u64>>,
+}
+
+/// Reads a `--seen` Y4M file.
+pub fn seen(path: &Path) -> Seen {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = tincan_media::y4m::Y4mReader::new(file).unwrap();
+    let size = reader.resolution();
+    let mut counters = Vec::new();
+    while let Some(frame) = reader.read_frame().unwrap() {
+        counters.push(tincan_media::source::read_frame_counter(&frame));
+    }
+    Seen {
+        width: size.width(),
+        height: size.height(),
+        counters,
+    }
+}
+
+/// Root mean square of `samples[from..to]` (48 kHz), in full-scale units.
+pub fn rms(samples: &[i16], from: Duration, to: Duration) -> f64 {
+    let at = |d: Duration| ((d.as_secs_f64() * 48_000.0) as usize).min(samples.len());
+    let window = &samples[at(from)..at(to)];
+    if window.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = window.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / window.len() as f64).sqrt() / 32768.0
+}
