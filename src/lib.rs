@@ -16,8 +16,10 @@
 //!   jitter buffers, mixing, active speaker, statistics);
 //! - [`signal`]: the signalling protocol and the sans-IO call state machine per device.
 //!
-//! The engine API that brings signalling, media sessions and sockets together is still to
-//! come (`docs/ARCHITECTURE.md`); the server is the `tincan-server` crate.
+//! [`CallEngine`] (the [`engine`] module) brings them together for an application: log in
+//! to a tincan server, place, answer and join calls, with audio from and to WAV files,
+//! generators or callbacks, over UDP, and a stream of [`EngineEvent`]s. The server is the
+//! `tincan-server` crate (`tincan serve`). `docs/ENGINE.md` describes the engine.
 //!
 //! ```
 //! use tincan::media::{AudioFormat, AudioFrame};
@@ -26,6 +28,11 @@
 //! assert_eq!(frame.duration().as_millis(), 20);
 //! ```
 
+pub mod engine;
+
+pub use engine::{
+    AudioInput, AudioOutput, CallEngine, CallOptions, EngineConfig, EngineError, EngineEvent,
+};
 pub use tincan_abr as abr;
 pub use tincan_codec as codec;
 pub use tincan_denoise as denoise;

@@ -6,6 +6,7 @@
 //! `tincan lab …` runs measurement labs (`tincan lab jitter`: the audio jitter buffer over
 //! emulated networks). A later issue adds `serve`.
 
+mod call;
 mod demo;
 mod lab;
 mod serve;
@@ -40,6 +41,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Mint a login token for a user with the server secret.
     Token(serve::TokenArgs),
+    /// Place (or join) a call through a server, media over UDP; events as JSON lines.
+    Call(call::CallArgs),
+    /// Answer (or reject, or let ring) calls through a server; events as JSON lines.
+    Answer(call::AnswerArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args).map_err(Into::into),
         Command::Serve(args) => serve::run_serve(&args),
         Command::Token(args) => serve::run_token(&args),
+        Command::Call(args) => call::run_call(&args),
+        Command::Answer(args) => call::run_answer(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,16 @@ const MODEL_FRAME: usize = DenoiseState::FRAME_SIZE;
 /// RNNoise works on samples in i16 range; the processor's are ±1.
 const I16_SCALE: f32 = 32_768.0;
 
+/// Model frames (10 ms) of exact digital silence after which a channel's RNNoise is no
+/// longer run. RNNoise's high-pass input filter has a pole at 0.998 (a 10 ms time constant
+/// at 48 kHz), so after the last sound its memory rings on; 300 ms later it is below
+/// 1e-13 of it, every one of RNNoise's buffers (960-sample window, 1728-sample pitch
+/// history) holds nothing audible, its frame energy is under the threshold at which it
+/// skips its network (so the network's state does not change), and its output is zero to
+/// within float rounding. Running it on more silence only shifts zeros: a muted or silent
+/// microphone costs nothing (most of a group call's microphones, most of the time).
+const SILENT_FRAMES_BEFORE_SKIP: u32 = 30;
+
 /// Settings of a [`VoiceProcessor`]; builder-style, checked by [`VoiceProcessor::new`].
 ///
 /// ```
@@ -241,6 +251,12 @@ pub struct VoiceProcessor {
     levels: LevelMeter,
     /// Scratch for the i16 path.
     scratch: Vec<f32>,
+    /// Per channel: consecutive model frames of exact zeros fed to RNNoise.
+    silent_frames: Vec<u32>,
+    /// Model frames from this many consecutive silent ones on are not run through RNNoise.
+    skip_after: u32,
+    /// Channel frames not run through RNNoise (digital silence), for tests and statistics.
+    skipped_frames: u64,
 }
 
 impl std::fmt::Debug for VoiceProcessor {
@@ -345,6 +361,9 @@ impl VoiceProcessor {
             agc,
             levels: LevelMeter::default(),
             scratch: vec![0.0; frame_samples],
+            silent_frames: vec![0; channels],
+            skip_after: SILENT_FRAMES_BEFORE_SKIP,
+            skipped_frames: 0,
         })
     }
 
@@ -509,14 +528,26 @@ impl VoiceProcessor {
             None => self.model_in.copy_from_slice(frame),
         }
         let mut probability = 0.0f32;
-        for (channel, denoiser) in self.denoisers.iter_mut().enumerate() {
+        let channels = self.denoisers.iter_mut().zip(self.silent_frames.iter_mut());
+        for (channel, (denoiser, silent_frames)) in channels.enumerate() {
             let input = self.model_in.iter().skip(channel).step_by(self.channels);
             for (dst, &src) in self.channel_in.iter_mut().zip(input) {
                 // The FFT resampler can ring slightly past full scale; RNNoise expects i16.
                 *dst = (src * I16_SCALE).clamp(-I16_SCALE, I16_SCALE);
             }
-            let p = denoiser.process_frame(&mut self.channel_out, &self.channel_in);
-            probability = probability.max(if p.is_finite() { p } else { 0.0 });
+            *silent_frames = if self.channel_in.iter().all(|&s| s == 0.0) {
+                silent_frames.saturating_add(1)
+            } else {
+                0
+            };
+            if *silent_frames > self.skip_after {
+                // Settled digital silence: RNNoise would output zeros and learn nothing.
+                self.channel_out.fill(0.0);
+                self.skipped_frames += 1;
+            } else {
+                let p = denoiser.process_frame(&mut self.channel_out, &self.channel_in);
+                probability = probability.max(if p.is_finite() { p } else { 0.0 });
+            }
             let output = self
                 .model_out
                 .iter_mut()
@@ -541,6 +572,64 @@ impl VoiceProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Speech-like sound, a second of digital silence, sound again, through `processor`;
+    /// returns the output.
+    fn sound_silence_sound(processor: &mut VoiceProcessor, rate: u32, channels: usize) -> Vec<f32> {
+        let second = rate as usize * channels;
+        let mut input = tones(second / 2, rate, 0.3);
+        for (sample, n) in input.iter_mut().zip(noise(second / 2, 0.05, 7)) {
+            *sample += n;
+        }
+        input.extend(std::iter::repeat_n(0.0, second));
+        input.extend(tones(second / 2, rate, 0.3));
+        let frame = processor.frame_samples();
+        let mut output = Vec::with_capacity(input.len());
+        for chunk in input.chunks_exact(frame) {
+            let mut chunk = chunk.to_vec();
+            processor.process(&mut chunk).unwrap();
+            output.extend(chunk);
+        }
+        output
+    }
+
+    #[test]
+    fn settled_digital_silence_skips_rnnoise_without_changing_the_output() {
+        for (rate, channels) in [
+            (48_000, Channels::Mono),
+            (16_000, Channels::Mono),
+            (48_000, Channels::Stereo),
+        ] {
+            let config = VoiceConfig::new(rate, channels).with_adaptive(None);
+            let count = channels.count();
+            let mut skipping = VoiceProcessor::new(&config).unwrap();
+            let mut running = VoiceProcessor::new(&config).unwrap();
+            running.skip_after = u32::MAX;
+            let a = sound_silence_sound(&mut skipping, rate, count);
+            let b = sound_silence_sound(&mut running, rate, count);
+            assert_eq!(running.skipped_frames, 0);
+            // A second of silence is 100 model frames per channel; the first 30 (and the
+            // frames the resampler or RNNoise still ring through) run.
+            assert!(
+                skipping.skipped_frames >= 60 * count as u64,
+                "{rate} Hz ×{count}: skipped {}",
+                skipping.skipped_frames
+            );
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-6,
+                "{rate} Hz ×{count}: outputs differ by {worst}"
+            );
+            assert!(
+                a.iter().map(|s| s.abs()).fold(0.0f32, f32::max) > 0.1,
+                "no sound came out"
+            );
+        }
+    }
 
     /// Deterministic white noise in ±`amplitude` (a 32-bit LCG: tests need no RNG crate).
     fn noise(len: usize, amplitude: f32, seed: u32) -> Vec<f32> {

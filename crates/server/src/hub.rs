@@ -57,6 +57,10 @@ pub struct HubConfig {
     pub ring_grace: Duration,
     /// Message ids remembered per connection to drop duplicates. Default 64.
     pub dedup_window: usize,
+    /// Other users' presence sent to a device right after its login, at most this many
+    /// (the rest is counted in [`HubStats::presence_snapshot_truncated`]; the outbound
+    /// queue per connection must hold them). Default 128.
+    pub max_presence_snapshot: usize,
 }
 
 impl Default for HubConfig {
@@ -73,6 +77,7 @@ impl Default for HubConfig {
             rate_per_second: 50,
             ring_grace: Duration::from_secs(2),
             dedup_window: 64,
+            max_presence_snapshot: 128,
         }
     }
 }
@@ -122,6 +127,9 @@ pub enum HubError {
 pub struct HubStats {
     /// Connections opened.
     pub opened: u64,
+    /// Online users left out of a login's presence snapshot
+    /// ([`HubConfig::max_presence_snapshot`]).
+    pub presence_snapshot_truncated: u64,
     /// Connections refused at the connection limit.
     pub refused_connections: u64,
     /// Successful logins.
@@ -633,6 +641,25 @@ impl Hub {
                 keepalive_ms: self.config.keepalive_ms,
             },
         );
+        // Who else is online (and in a call) now; changes follow as they happen.
+        let snapshot: Vec<(UserId, bool)> = self
+            .presence
+            .iter()
+            .filter(|(user, (online, _))| *online && **user != endpoint.user)
+            .map(|(user, (_, in_call))| (user.clone(), *in_call))
+            .collect();
+        let limit = self.config.max_presence_snapshot;
+        self.stats.presence_snapshot_truncated += snapshot.len().saturating_sub(limit) as u64;
+        for (user, in_call) in snapshot.into_iter().take(limit) {
+            self.send(
+                conn,
+                Message::Presence {
+                    user,
+                    online: true,
+                    in_call,
+                },
+            );
+        }
         // Invitations kept for this user, with the ring time that is left.
         if let Some(kept) = self.kept.get(&endpoint.user) {
             let mut texts = Vec::new();
@@ -793,7 +820,16 @@ impl Hub {
                 }
             }
             Message::HangUp { reason, .. } => {
-                self.end(&call_id, reason.unwrap_or(EndReason::HangUp), now);
+                // The sender is out. A group call goes on while two or more are in it
+                // (devices that still see others in the call take this as a leave).
+                let goes_on = self.calls.get_mut(&call_id).is_some_and(|call| {
+                    call.in_call.remove(user);
+                    call.answered.is_some() && call.in_call.len() >= 2
+                });
+                if !goes_on {
+                    self.end(&call_id, reason.unwrap_or(EndReason::HangUp), now);
+                }
+                self.presence_changed(user);
             }
             Message::Leave { .. } => {
                 let empty = self.calls.get_mut(&call_id).is_some_and(|call| {
@@ -1068,6 +1104,40 @@ mod tests {
     }
 
     #[test]
+    fn a_login_gets_a_presence_snapshot_of_the_others_bounded() {
+        let mut bench = Bench::new(HubConfig {
+            max_presence_snapshot: 2,
+            ..HubConfig::default()
+        });
+        let alice = bench.login("alice", "laptop");
+        bench.login("bob", "phone");
+        bench.send(alice, "a1", 1, invite("c1", &["bob"]));
+        bench.drain();
+        let carol = bench.login("carol", "desk");
+        let told: Vec<(String, bool)> = bench
+            .drain()
+            .into_iter()
+            .filter(|(c, _)| *c == carol)
+            .filter_map(|(_, m)| match m {
+                Some(Message::Presence {
+                    user,
+                    online: true,
+                    in_call,
+                }) => Some((user.as_str().to_owned(), in_call)),
+                _ => None,
+            })
+            .collect();
+        // Alice placed a call (she is in it); Bob only rings.
+        assert_eq!(
+            told,
+            [(String::from("alice"), true), (String::from("bob"), false)]
+        );
+        assert_eq!(bench.hub.stats().presence_snapshot_truncated, 0);
+        bench.login("dave", "tablet");
+        assert_eq!(bench.hub.stats().presence_snapshot_truncated, 1);
+    }
+
+    #[test]
     fn login_routing_and_records() {
         let mut bench = Bench::new(HubConfig::default());
         let alice = bench.login("alice", "laptop");
@@ -1260,6 +1330,40 @@ mod tests {
         // Neither call was answered: both recorded as no answer.
         let results: Vec<EndReason> = bench.hub.records().map(|r| r.result).collect();
         assert_eq!(results, [EndReason::NoAnswer, EndReason::NoAnswer]);
+    }
+
+    #[test]
+    fn a_hang_up_in_a_group_call_ends_it_only_for_the_last_two() {
+        let mut bench = Bench::new(HubConfig::default());
+        let alice = bench.login("alice", "laptop");
+        let bob = bench.login("bob", "phone");
+        let carol = bench.login("carol", "desk");
+        bench.send(alice, "a1", 1, invite("g1", &["bob", "carol"]));
+        for (conn, id) in [(bob, "b1"), (carol, "c1")] {
+            bench.send(
+                conn,
+                id,
+                1,
+                Message::Accept {
+                    call_id: call_id("g1"),
+                },
+            );
+        }
+        let hang_up = Message::HangUp {
+            call_id: call_id("g1"),
+            reason: None,
+        };
+        // Alice hangs up (with a view that was behind): Bob and Carol go on.
+        bench.send(alice, "a2", 2, hang_up.clone());
+        let info = bench.hub.call_info(&call_id("g1")).unwrap();
+        assert_eq!(info.state, "active");
+        assert_eq!(info.in_call.len(), 2);
+        assert!(bench.hub.records().next().is_none());
+        // Bob hangs up: Carol would be alone, the call ends.
+        bench.send(bob, "b2", 2, hang_up);
+        let record = bench.hub.records().next().unwrap().clone();
+        assert_eq!(record.result, EndReason::HangUp);
+        assert_eq!(bench.hub.call_info(&call_id("g1")).unwrap().state, "ended");
     }
 
     #[test]

@@ -656,7 +656,8 @@ impl CallMachine {
             CallPhase::Ringing => self.reject(now),
             CallPhase::Joining | CallPhase::Connecting | CallPhase::Active => {
                 let others_stay = call.phase == CallPhase::Joining
-                    || (call.phase == CallPhase::Active && call.joined_count() >= 2);
+                    || (matches!(call.phase, CallPhase::Active | CallPhase::Connecting)
+                        && call.joined_count() >= 2);
                 if others_stay {
                     self.end_leaving(EndReason::HangUp, call_id, now);
                 } else {
@@ -1658,7 +1659,18 @@ impl CallMachine {
                     return;
                 }
                 let reason = reason.unwrap_or(EndReason::HangUp);
-                if joined_device || phase == CallPhase::Joining {
+                // Others this device knows in the call besides the sender: then the
+                // sender only left (its view was behind, or it never got in), and a
+                // group call goes on while two or more are in it.
+                let others_remain = self.call.as_ref().is_some_and(|c| {
+                    c.members.iter().any(|(user, m)| {
+                        *user != from.user && matches!(m, MemberState::Joined { .. })
+                    })
+                });
+                let in_or_entering = matches!(phase, CallPhase::Active | CallPhase::Connecting);
+                if joined_device && others_remain && in_or_entering {
+                    self.member_left(&from.user, reason, now);
+                } else if joined_device || phase == CallPhase::Joining {
                     let reason = if phase == CallPhase::Ringing && reason == EndReason::HangUp {
                         EndReason::Cancelled
                     } else {
@@ -1986,6 +1998,53 @@ mod tests {
                 Output::Idle => return (sent, events, None),
             }
         }
+    }
+
+    #[test]
+    fn a_hang_up_in_a_group_is_a_leave_while_others_remain() {
+        let t0 = Instant::now();
+        let mut alice = machine("alice", "laptop");
+        let users = vec![UserId::new("bob").unwrap(), UserId::new("carol").unwrap()];
+        let id = alice
+            .call(
+                CallRequest {
+                    call_id: Some(call_id("g1")),
+                    ..CallRequest::new(users, MediaType::Audio)
+                },
+                t0,
+            )
+            .unwrap();
+        let (bob, carol) = (endpoint("bob", "phone"), endpoint("carol", "desk"));
+        let accept = Message::Accept {
+            call_id: id.clone(),
+        };
+        alice.handle_message(&envelope(&bob, "b1", 1, accept.clone()), t0);
+        alice.handle_message(&envelope(&carol, "c1", 1, accept), t0);
+        drain(&mut alice);
+        assert_eq!(alice.participants().len(), 2);
+        // Bob hangs up (his view was behind: he had not heard Carol): Alice and Carol go on.
+        let hang_up = Message::HangUp {
+            call_id: id.clone(),
+            reason: None,
+        };
+        alice.handle_message(&envelope(&bob, "b2", 2, hang_up.clone()), t0);
+        let (_, events, _) = drain(&mut alice);
+        assert_eq!(alice.phase(), CallPhase::Active);
+        assert!(
+            events.iter().any(|e| matches!(e,
+            CallEvent::UserLeft { user, reason: EndReason::HangUp, .. } if user.as_str() == "bob"))
+        );
+        // Carol hangs up too: Alice is alone, the call ends.
+        alice.handle_message(&envelope(&carol, "c2", 2, hang_up), t0);
+        let (_, events, _) = drain(&mut alice);
+        assert_eq!(alice.phase(), CallPhase::Idle);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            CallEvent::CallEnds {
+                reason: EndReason::HangUp,
+                ..
+            }
+        )));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tincan_jitter::AudioJitterStats;
 use tincan_pipeline::{Event, FRAME_SAMPLES, Input, Output, RemoteStats, SAMPLE_RATE, Session};
 
 use super::SimError;
-use super::measure::{MAX_LAG_MS, Measurer, WindowResult};
+use super::measure::{MAX_LAG_MS, Measurer};
 use super::relay::Relay;
 use super::report::{
     ConfigReport, DirectionReport, EventCounts, MAX_DIRECTION_POINTS, MemorySample, MouthToEar,
@@ -650,7 +650,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
                             .sum::<usize>()
                 })
                 .sum();
-            let windows = measurer.results().len() * std::mem::size_of::<WindowResult>();
+            let windows = std::mem::size_of_val(measurer.results());
             memory.push(MemorySample {
                 t_s: (now - t0).as_secs_f64(),
                 rss_kib,
