@@ -309,6 +309,11 @@ struct DemoDirection {
     loss_after: Option<f64>,
     mos: Option<f64>,
     times_real_time: Option<f64>,
+    /// Pictures per second shown (`None` in an audio call).
+    video_fps: Option<f64>,
+    video_freezes: Option<f64>,
+    /// The last picture's size, `WxH`.
+    video_resolution: Option<String>,
 }
 
 /// Reads `summary.tsv` (header, then one tab-separated line per direction).
@@ -331,6 +336,12 @@ fn read_summary(path: &Path) -> Result<Vec<DemoDirection>, String> {
         column("mos")?,
         column("times_real_time")?,
     );
+    // Video columns: absent from reports of before video.
+    let (fps, freezes, resolution) = (
+        column("video_fps").ok(),
+        column("video_freezes").ok(),
+        column("video_resolution").ok(),
+    );
     let number =
         |cell: Option<&&str>| cell.and_then(|c| c.trim_end_matches('%').parse::<f64>().ok());
     Ok(lines
@@ -344,6 +355,12 @@ fn read_summary(path: &Path) -> Result<Vec<DemoDirection>, String> {
                 loss_after: number(cells.get(after)),
                 mos: number(cells.get(mos)),
                 times_real_time: number(cells.get(speed)),
+                video_fps: fps.and_then(|c| number(cells.get(c))),
+                video_freezes: freezes.and_then(|c| number(cells.get(c))),
+                video_resolution: resolution
+                    .and_then(|c| cells.get(c))
+                    .filter(|r| **r != "-")
+                    .map(|r| r.to_string()),
             }
         })
         .collect())
@@ -388,8 +405,17 @@ fn demo(extra: &[String]) -> TaskResult {
     }
     println!();
     println!(
-        "{:<6} {:<9} {:<44} {:>8} {:>8} {:>5} {:>7}  report",
-        "people", "profile", "mouth-to-ear median (measured)", "before", "after", "MOS", "speed"
+        "{:<6} {:<9} {:<44} {:>8} {:>8} {:>5} {:>5} {:>7} {:>9} {:>7}  report",
+        "people",
+        "profile",
+        "mouth-to-ear median (measured)",
+        "before",
+        "after",
+        "MOS",
+        "fps",
+        "freezes",
+        "picture",
+        "speed"
     );
     for (participants, profile, directions, report) in &rows {
         let m2e: Vec<String> = directions
@@ -406,8 +432,12 @@ fn demo(extra: &[String]) -> TaskResult {
         let chunks: Vec<String> = m2e.chunks(4).map(|c| c.join(", ")).collect();
         for (k, chunk) in chunks.iter().enumerate() {
             if k == 0 {
+                let freezes: Option<f64> = directions
+                    .iter()
+                    .map(|d| d.video_freezes)
+                    .sum::<Option<f64>>();
                 println!(
-                    "{:<6} {:<9} {:<44} {:>8} {:>8} {:>5} {:>7}  {}",
+                    "{:<6} {:<9} {:<44} {:>8} {:>8} {:>5} {:>5} {:>7} {:>9} {:>7}  {}",
                     participants,
                     profile,
                     chunk,
@@ -415,6 +445,13 @@ fn demo(extra: &[String]) -> TaskResult {
                     percent(mean(directions.iter().map(|d| d.loss_after))),
                     mean(directions.iter().map(|d| d.mos))
                         .map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+                    mean(directions.iter().map(|d| d.video_fps))
+                        .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+                    freezes.map_or_else(|| "-".into(), |v| format!("{v:.0}")),
+                    directions
+                        .iter()
+                        .find_map(|d| d.video_resolution.as_deref())
+                        .unwrap_or("-"),
                     directions
                         .first()
                         .and_then(|d| d.times_real_time)
@@ -428,7 +465,8 @@ fn demo(extra: &[String]) -> TaskResult {
     }
     println!(
         "\nmouth-to-ear: median over 1 s speech windows, from the audio (ms); loss before and \
-         after recovery and MOS: mean over the directions; speed: times real time."
+         after recovery, MOS and video fps: mean over the directions; freezes: all directions; \
+         picture: size of the last picture shown; speed: times real time."
     );
     Ok(())
 }

@@ -92,6 +92,8 @@ pub struct CallSetup {
     pub video: Option<VideoSetup>,
     /// `audio`, `video` or `both`, for the report.
     pub media: &'static str,
+    /// The congestion controllers' first target, bit/s (the application's start rate).
+    pub start_bps: u64,
 }
 
 /// A participant away from the call between two instants.
@@ -383,7 +385,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
         let ssrc = audio_ssrc(index);
         claim_ssrcs(&mut relay, index, formats.is_some())?;
         let format = formats.as_ref().and_then(|f| f.get(index).copied());
-        let mut session = Session::new(video::session_config(index, format), t0).map_err(|e| {
+        let mut session = Session::new(video::session_config(index, format, setup.start_bps), t0).map_err(|e| {
             SimError::Session {
                 participant: index + 1,
                 reason: e.to_string(),
@@ -594,6 +596,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
                         absence.participant,
                         now,
                         formats.as_deref(),
+                        setup.start_bps,
                     )?;
                 }
             }
@@ -799,6 +802,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             turn_s: setup.turn_ms as f64 / 1e3,
             gap_s: setup.gap_ms as f64 / 1e3,
             max_lag_ms: MAX_LAG_MS,
+            start_kbps: setup.start_bps / 1000,
         },
         speed: Speed {
             simulated_s: simulated.as_secs_f64(),
@@ -839,6 +843,7 @@ fn rejoin(
     who: usize,
     now: Instant,
     formats: Option<&[(tincan_media::Resolution, u32)]>,
+    start_bps: u64,
 ) -> Result<(), SimError> {
     let n = people.len();
     let ssrc = audio_ssrc(who);
@@ -846,7 +851,7 @@ fn rejoin(
     let format = formats.and_then(|f| f.get(who).copied());
     claim_ssrcs(relay, who, format.is_some())?;
     let mut session =
-        Session::new(video::session_config(who, format), now).map_err(|e| SimError::Session {
+        Session::new(video::session_config(who, format, start_bps), now).map_err(|e| SimError::Session {
             participant: who + 1,
             reason: e.to_string(),
         })?;

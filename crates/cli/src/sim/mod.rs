@@ -138,6 +138,11 @@ pub struct SimArgs {
     /// Pictures per second every camera pushes.
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
+    /// The congestion controllers' first target, kbit/s, 30 to 2500: the application's
+    /// start rate (WebRTC's default is 300). The sessions do not probe yet, so a video call
+    /// climbs the ladder from here only as fast as its own media's feedback allows.
+    #[arg(long, default_value_t = 300)]
+    pub start_kbps: u64,
     /// Write what each participant was shown of each remote as
     /// OUT/seen-<viewer>-from-<remote>.y4m.
     #[arg(long)]
@@ -434,6 +439,13 @@ pub fn simulate(args: &SimArgs) -> Result<Report, SimError> {
         build_mics(args, n, &fixtures)?
     };
     let video = build_video(args, n)?;
+    if !(30..=2500).contains(&args.start_kbps) {
+        return Err(SimError::invalid(
+            "--start-kbps",
+            args.start_kbps.to_string(),
+            "30 to 2500",
+        ));
+    }
     let absences = build_absences(args, n, duration_ms)?;
     std::fs::create_dir_all(&args.out).map_err(|e| SimError::Output {
         path: args.out.clone(),
@@ -454,6 +466,7 @@ pub fn simulate(args: &SimArgs) -> Result<Report, SimError> {
         threads: args.threads,
         video,
         media: args.media.name(),
+        start_bps: args.start_kbps * 1000,
     })?;
     let report_path = args
         .report
@@ -492,12 +505,12 @@ fn share(value: Option<f64>) -> String {
 /// One line per direction, tab-separated, with a header: what `cargo xtask demo` tabulates.
 pub fn summary_tsv(report: &Report, report_path: &Path) -> String {
     let mut out = String::from(
-        "participants\tfrom\tto\tprofile\tm2e_median_ms\tm2e_p95_ms\tcorrelation\tnetwork_loss\tloss_before_recovery\tloss_after_recovery\tmos\ttimes_real_time\tvideo_frames_shown\tvideo_fps\tvideo_freezes\tvideo_freeze_s\treport\n",
+        "participants\tfrom\tto\tprofile\tm2e_median_ms\tm2e_p95_ms\tcorrelation\tnetwork_loss\tloss_before_recovery\tloss_after_recovery\tmos\ttimes_real_time\tvideo_frames_shown\tvideo_fps\tvideo_freezes\tvideo_freeze_s\tvideo_resolution\treport\n",
     );
     for d in &report.directions {
         let _ = writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}\t{}\t{}\t{}\t{}\t{}\t{}",
             report.config.participants,
             d.from,
             d.to,
@@ -522,6 +535,10 @@ pub fn summary_tsv(report: &Report, report_path: &Path) -> String {
             d.video
                 .as_ref()
                 .map_or_else(|| "-".into(), |v| format!("{:.2}", v.freeze_s)),
+            d.video
+                .as_ref()
+                .and_then(|v| v.resolution.as_deref())
+                .unwrap_or("-"),
             report_path.display(),
         );
     }

@@ -9,8 +9,9 @@ use tincan_pipeline::{NetworkQuality, RemoteStats, SessionStats};
 use super::relay::RelayCounters;
 use super::video::{VideoDirection, VideoSent};
 
-/// Version of the report's layout.
-pub const REPORT_VERSION: u32 = 1;
+/// Version of the report's layout (2: video per participant and direction, the start
+/// rate).
+pub const REPORT_VERSION: u32 = 2;
 /// Most points a time series keeps; when full, every other point is dropped and the
 /// series keeps one point in two from then on (bounded memory over any call length).
 pub const MAX_SERIES_POINTS: usize = 2_048;
@@ -56,6 +57,8 @@ pub struct ConfigReport {
     pub gap_s: f64,
     /// Longest mouth-to-ear delay searched for, milliseconds.
     pub max_lag_ms: u64,
+    /// The congestion controllers' first target, kbit/s.
+    pub start_kbps: u64,
 }
 
 /// Simulation speed.

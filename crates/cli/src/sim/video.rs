@@ -31,9 +31,15 @@ pub fn video_ssrcs(index: usize) -> [u32; 3] {
 }
 
 /// The session configuration of participant `index`: audio only, or with its camera's
-/// video send path capped at the camera's size and rate.
-pub fn session_config(index: usize, camera: Option<(Resolution, u32)>) -> SessionConfig {
-    let config = SessionConfig::new(audio_ssrc(index));
+/// video send path capped at the camera's size and rate; its congestion controllers start
+/// at `start_bps`.
+pub fn session_config(
+    index: usize,
+    camera: Option<(Resolution, u32)>,
+    start_bps: u64,
+) -> SessionConfig {
+    let mut config = SessionConfig::new(audio_ssrc(index));
+    config.controller.start_bps = start_bps;
     match camera {
         None => config,
         Some((resolution, fps)) => {
