@@ -151,7 +151,17 @@ fn one_to_one_video_call() {
             .events
             .iter()
             .find(|e| e["event"] == "video_available" && e["available"] == true)
-            .unwrap_or_else(|| panic!("{}: no video_available", me.name));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no video_available; media {:?}; saw {:?}",
+                    me.name,
+                    me.find("media_stopped").map(|e| e["summary"].to_string()),
+                    me.events
+                        .iter()
+                        .map(|e| e["event"].as_str().unwrap_or("?"))
+                        .collect::<Vec<_>>()
+                )
+            });
         assert_eq!(available["user"], other, "{}", me.name);
         assert_eq!(
             (available["width"].as_u64(), available["height"].as_u64()),

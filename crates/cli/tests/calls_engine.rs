@@ -3,7 +3,6 @@
 //! is a callback collecting what he hears, Alice's a WAV file. Checks the events both
 //! saw and that the speech Alice sent is what Bob heard.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +12,9 @@ use tincan::{AudioInput, AudioOutput, CallEngine, CallOptions, EngineConfig, Eng
 use tincan_media::wav::read_wav;
 use tincan_server::{BackgroundServer, ServerConfig, TokenKey};
 
+mod calls_common;
+use calls_common::{speech_heard, speech_path};
+
 const SECRET: &[u8] = b"engine test secret, 32 bytes....";
 /// How long the call lasts once it began.
 const TALK: Duration = Duration::from_secs(6);
@@ -20,6 +22,10 @@ const TALK: Duration = Duration::from_secs(6);
 /// correlation of the window with what was heard (48 kHz → 8 kHz means). Other speech,
 /// or silence, stays far below.
 const MIN_CORRELATION: f64 = 0.6;
+/// Where to look for a window of the speech in what was heard: from this much before its
+/// place to this much after (the call's set-up and mouth-to-ear delay).
+const BEFORE: Duration = Duration::from_millis(200);
+const AFTER: Duration = Duration::from_secs(1);
 
 fn token(user: &str) -> String {
     let expiry = SystemTime::now()
@@ -30,10 +36,6 @@ fn token(user: &str) -> String {
     TokenKey::new(SECRET.to_vec())
         .unwrap()
         .mint(&UserId::new(user).unwrap(), expiry)
-}
-
-fn speech_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/speech/speech_orig_16k.wav")
 }
 
 /// Collects events until one matches `done` or `timeout` passes; returns them all.
@@ -61,50 +63,6 @@ fn summary(events: &[EngineEvent]) -> Option<MediaSummary> {
         EngineEvent::MediaStopped { summary, .. } => Some(*summary),
         _ => None,
     })
-}
-
-/// Means of `factor` samples at a time.
-fn decimate(x: &[i16], factor: usize) -> Vec<f64> {
-    x.chunks(factor)
-        .map(|c| c.iter().map(|&s| f64::from(s)).sum::<f64>() / c.len() as f64)
-        .collect()
-}
-
-fn correlation(a: &[f64], b: &[f64]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa * bb).sqrt()
-    }
-}
-
-/// Per 1 s window of speech in `sent` (48 kHz), the best correlation with `heard`
-/// anywhere from 200 ms before to 1 s after the same position; the median.
-fn speech_heard(sent: &[i16], heard: &[i16]) -> f64 {
-    const RATE: usize = 8_000;
-    let (s, h) = (decimate(sent, 6), decimate(heard, 6));
-    let mut scores = Vec::new();
-    for start in (0..s.len().saturating_sub(RATE)).step_by(RATE) {
-        let window = &s[start..start + RATE];
-        let rms = (window.iter().map(|x| x * x).sum::<f64>() / RATE as f64).sqrt();
-        if rms < 300.0 {
-            continue;
-        }
-        let best = (start.saturating_sub(RATE / 5)..start + RATE)
-            .filter(|at| at + RATE <= h.len())
-            .map(|at| correlation(window, &h[at..at + RATE]))
-            .fold(0.0, f64::max);
-        scores.push(best);
-    }
-    assert!(scores.len() >= 3, "speech windows: {}", scores.len());
-    scores.sort_by(f64::total_cmp);
-    scores[scores.len() / 2]
 }
 
 #[test]
@@ -212,14 +170,15 @@ fn one_to_one_audio_call_carries_the_speech() {
     let sent = tincan::engine::audio::load_wav_48k_mono(&speech_path()).unwrap();
     let heard = bob_heard.lock().unwrap().clone();
     let sent = &sent[..sent.len().min(heard.len().saturating_sub(48_000))];
-    let score = speech_heard(sent, &heard);
+    let (score, windows) = speech_heard(sent, &heard, BEFORE, AFTER);
+    assert!(windows >= 3, "speech windows: {windows}");
     println!("bob heard alice's speech: median window correlation {score:.3}");
     assert!(score >= MIN_CORRELATION, "{score}");
     // Control: Alice's WAV holds Bob's tone, not speech; it is not the speech either.
     let alice_wav = read_wav(&alice_heard).unwrap();
     let tone = alice_wav.samples();
     assert!(tone.len() >= 48_000 * 5, "{}", tone.len());
-    let control = speech_heard(sent, tone);
+    let (control, _) = speech_heard(sent, tone, BEFORE, AFTER);
     println!("control (alice's WAV of bob's tone): {control:.3}");
     assert!(control < 0.3, "{control}");
     let rms = (tone.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / tone.len() as f64).sqrt();

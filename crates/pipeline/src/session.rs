@@ -1361,8 +1361,15 @@ impl Session {
 
     fn push_output(&mut self, output: Output) {
         if self.outputs.len() >= MAX_PENDING_OUTPUTS {
-            // Drop the oldest: a stale datagram is worth less than a fresh one.
-            if let Some(Output::Transmit(buffer)) = self.outputs.pop_front() {
+            // Drop the oldest datagram: a stale datagram is worth less than a fresh one,
+            // and an event (a remote's video available, say) is never sent again. Only a
+            // queue of nothing but events loses its oldest event.
+            let oldest = self
+                .outputs
+                .iter()
+                .position(|o| matches!(o, Output::Transmit(_)))
+                .unwrap_or(0);
+            if let Some(Output::Transmit(buffer)) = self.outputs.remove(oldest) {
                 self.recycle(buffer);
             }
             self.dropped_outputs += 1;
@@ -2541,6 +2548,35 @@ mod tests {
         assert_eq!(level_to_volume(30), 70);
         assert_eq!(level_to_volume(100), 0);
         assert_eq!(level_to_volume(127), 0);
+    }
+
+    #[test]
+    fn a_full_output_queue_drops_datagrams_before_events() {
+        let t0 = Instant::now();
+        let mut s = Session::new(SessionConfig::new(1), t0).unwrap();
+        s.outputs.clear();
+        s.push_output(Output::Event(Event::RemoteVideoUnavailable { ssrc: 7 }));
+        for k in 0..2 * MAX_PENDING_OUTPUTS {
+            s.push_output(Output::Transmit(vec![k as u8]));
+        }
+        assert_eq!(s.outputs.len(), MAX_PENDING_OUTPUTS);
+        assert_eq!(s.dropped_outputs, MAX_PENDING_OUTPUTS as u64 + 1);
+        // The application that polls late still hears of the event, then the newest
+        // datagrams.
+        assert!(matches!(
+            s.outputs.front(),
+            Some(Output::Event(Event::RemoteVideoUnavailable { ssrc: 7 }))
+        ));
+        assert!(matches!(s.outputs.back(), Some(Output::Transmit(d)) if d[0] == 255));
+        // Nothing but events: the oldest event goes.
+        s.outputs.clear();
+        for ssrc in 0..=MAX_PENDING_OUTPUTS as u32 {
+            s.push_output(Output::Event(Event::RemoteVideoUnavailable { ssrc }));
+        }
+        assert!(matches!(
+            s.outputs.front(),
+            Some(Output::Event(Event::RemoteVideoUnavailable { ssrc: 1 }))
+        ));
     }
 
     #[test]

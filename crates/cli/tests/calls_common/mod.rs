@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tincan_codec::resample::resample_all;
 use tincan_media::audio::AudioFrame;
+use tincan_media::quality;
 use tincan_media::wav::read_wav;
 use tincan_server::TokenKey;
 use tincan_signal::protocol::UserId;
@@ -290,24 +291,10 @@ pub fn device(
 }
 
 /// Means of `factor` samples at a time.
-fn decimate(x: &[i16], factor: usize) -> Vec<f64> {
+fn decimate(x: &[i16], factor: usize) -> Vec<f32> {
     x.chunks(factor)
-        .map(|c| c.iter().map(|&s| f64::from(s)).sum::<f64>() / c.len() as f64)
+        .map(|c| c.iter().map(|&s| f32::from(s)).sum::<f32>() / c.len() as f32)
         .collect()
-}
-
-fn correlation(a: &[f64], b: &[f64]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        ab / (aa * bb).sqrt()
-    }
 }
 
 /// The speech fixture at 48 kHz.
@@ -333,8 +320,7 @@ pub fn speech_heard(
     let mut scores = Vec::new();
     for start in (0..s.len().saturating_sub(RATE)).step_by(RATE) {
         let window = &s[start..start + RATE];
-        let rms = (window.iter().map(|x| x * x).sum::<f64>() / RATE as f64).sqrt();
-        if rms < 300.0 {
+        if quality::rms(window) < 300.0 {
             continue;
         }
         let range = start.saturating_sub(before)..start + after;
@@ -343,7 +329,7 @@ pub fn speech_heard(
         }
         let best = range
             .filter(|at| at + RATE <= h.len())
-            .map(|at| correlation(window, &h[at..at + RATE]))
+            .map(|at| quality::correlation(window, &h[at..at + RATE]))
             .fold(0.0, f64::max);
         scores.push(best);
     }
