@@ -203,7 +203,8 @@ fn bad_options_fail_with_a_message() {
         &["sim", "--profile", "moon"],
         &["sim", "--link", "1:3=good"],
         &["sim", "--mic", "1=/nonexistent.wav"],
-        &["sim", "--media", "video"],
+        &["sim", "--media", "video", "--fps", "0"],
+        &["sim", "--start-kbps", "5"],
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_tincan"))
             .args(args)

@@ -376,7 +376,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
     })?;
     let mut people = Vec::with_capacity(n);
     let formats = setup.video.as_ref().map(VideoSetup::formats);
-    let frame_interval = setup.video.as_ref().map(VideoSetup::frame_interval);
+    let clock_fps = setup.video.as_ref().map(VideoSetup::clock_fps);
     let save_video = setup.video.as_ref().is_some_and(|v| v.save);
     let mut cameras = setup
         .video
@@ -385,11 +385,10 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
         let ssrc = audio_ssrc(index);
         claim_ssrcs(&mut relay, index, formats.is_some())?;
         let format = formats.as_ref().and_then(|f| f.get(index).copied());
-        let mut session = Session::new(video::session_config(index, format, setup.start_bps), t0).map_err(|e| {
-            SimError::Session {
-                participant: index + 1,
-                reason: e.to_string(),
-            }
+        let mut session = Session::new(video::session_config(index, format, setup.start_bps), t0)
+            .map_err(|e| SimError::Session {
+            participant: index + 1,
+            reason: e.to_string(),
         })?;
         let remotes: Vec<usize> = (0..n).filter(|&r| r != index).collect();
         connect(&mut session, index, &remotes, formats.is_some())?;
@@ -484,7 +483,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
     let mut next_tick = t0;
     // The cameras' clock: picture k at k frame intervals (none without video).
     let mut pictures = 0u32;
-    let mut next_picture = frame_interval.map(|_| t0);
+    let mut next_picture = clock_fps.map(|_| t0);
     let mut now = t0;
     loop {
         // Drain whoever was touched, in participant order: datagrams through the relay
@@ -544,7 +543,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             break;
         }
         now = next;
-        if let (Some(at), Some(interval)) = (next_picture, frame_interval)
+        if let (Some(at), Some(fps)) = (next_picture, clock_fps)
             && now >= at
         {
             // The cameras: each participant's due deliveries, then its picture (encoding
@@ -554,7 +553,9 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
                 p.push_camera(now);
             });
             pictures += 1;
-            next_picture = Some(t0 + interval * pictures);
+            // Picture k at exactly k / fps seconds (a truncated interval times k would
+            // drift early and fit an extra picture into the call).
+            next_picture = Some(t0 + Duration::from_secs(u64::from(pictures)) / fps);
         }
         if now < next_tick {
             // Deliveries and timers only.
@@ -851,9 +852,11 @@ fn rejoin(
     let format = formats.and_then(|f| f.get(who).copied());
     claim_ssrcs(relay, who, format.is_some())?;
     let mut session =
-        Session::new(video::session_config(who, format, start_bps), now).map_err(|e| SimError::Session {
-            participant: who + 1,
-            reason: e.to_string(),
+        Session::new(video::session_config(who, format, start_bps), now).map_err(|e| {
+            SimError::Session {
+                participant: who + 1,
+                reason: e.to_string(),
+            }
         })?;
     let remotes: Vec<usize> = (0..n).filter(|&r| r != who).collect();
     connect(&mut session, who, &remotes, format.is_some())?;

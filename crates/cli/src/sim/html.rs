@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::Report;
+use super::report::{ParticipantReport, Report, StatsPoint};
 use crate::svg::{axis, tick_label};
 
 /// Line colours, by participant (repeating).
@@ -24,6 +24,25 @@ struct Line {
     dashed: bool,
     markers: bool,
     points: Vec<(f64, f64)>,
+}
+
+impl Line {
+    /// Participant `p`'s statistics series as a line: `value` of every point, labelled
+    /// "`p`: `what`", in the participant's colour.
+    fn of_stats(
+        p: &ParticipantReport,
+        what: &str,
+        dashed: bool,
+        value: impl Fn(&StatsPoint) -> f64,
+    ) -> Line {
+        Line {
+            label: format!("{}: {what}", p.participant),
+            colour: COLOURS[(p.participant - 1) % COLOURS.len()],
+            dashed,
+            markers: false,
+            points: p.stats.points.iter().map(|s| (s.t_s, value(s))).collect(),
+        }
+    }
 }
 
 /// Escapes text for HTML and SVG.
@@ -275,31 +294,12 @@ pub fn page(report: &Report) -> String {
     html.push_str("<h2>Jitter buffer delay</h2>\n");
     let mut delay_lines = Vec::new();
     for p in &report.participants {
-        let colour = COLOURS[(p.participant - 1) % COLOURS.len()];
-        delay_lines.push(Line {
-            label: format!("{}: delay", p.participant),
-            colour,
-            dashed: false,
-            markers: false,
-            points: p
-                .stats
-                .points
-                .iter()
-                .map(|s| (s.t_s, s.jitter_buffer_delay_ms))
-                .collect(),
-        });
-        delay_lines.push(Line {
-            label: format!("{}: target", p.participant),
-            colour,
-            dashed: true,
-            markers: false,
-            points: p
-                .stats
-                .points
-                .iter()
-                .map(|s| (s.t_s, s.jitter_buffer_target_ms))
-                .collect(),
-        });
+        delay_lines.push(Line::of_stats(p, "delay", false, |s| {
+            s.jitter_buffer_delay_ms
+        }));
+        delay_lines.push(Line::of_stats(p, "target", true, |s| {
+            s.jitter_buffer_target_ms
+        }));
     }
     html.push_str(&chart(
         "Jitter buffer delay (interval mean) and target, per listener",
@@ -339,18 +339,9 @@ pub fn page(report: &Report) -> String {
             markers: false,
             points,
         });
-        loss_lines.push(Line {
-            label: format!("{}: after", p.participant),
-            colour,
-            dashed: true,
-            markers: false,
-            points: p
-                .stats
-                .points
-                .iter()
-                .map(|s| (s.t_s, 100.0 * s.concealed_interval))
-                .collect(),
-        });
+        loss_lines.push(Line::of_stats(p, "after", true, |s| {
+            100.0 * s.concealed_interval
+        }));
     }
     html.push_str(&chart("Loss per listener", "%", x_max, &loss_lines));
 
@@ -480,31 +471,12 @@ fn video_section(report: &Report, x_max: f64) -> String {
     ));
     let mut rate_lines = Vec::new();
     for p in &report.participants {
-        let colour = COLOURS[(p.participant - 1) % COLOURS.len()];
-        rate_lines.push(Line {
-            label: format!("{}: video sent", p.participant),
-            colour,
-            dashed: false,
-            markers: false,
-            points: p
-                .stats
-                .points
-                .iter()
-                .map(|s| (s.t_s, s.video_send_bps as f64 / 1e3))
-                .collect(),
-        });
-        rate_lines.push(Line {
-            label: format!("{}: video target", p.participant),
-            colour,
-            dashed: true,
-            markers: false,
-            points: p
-                .stats
-                .points
-                .iter()
-                .map(|s| (s.t_s, s.video_target_bps as f64 / 1e3))
-                .collect(),
-        });
+        rate_lines.push(Line::of_stats(p, "video sent", false, |s| {
+            s.video_send_bps as f64 / 1e3
+        }));
+        rate_lines.push(Line::of_stats(p, "video target", true, |s| {
+            s.video_target_bps as f64 / 1e3
+        }));
     }
     html.push_str(&chart(
         "Video bitrate sent and target",

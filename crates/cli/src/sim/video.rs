@@ -30,6 +30,10 @@ pub fn video_ssrcs(index: usize) -> [u32; 3] {
     [base | 0xB1, base | 0xB2, base | 0xB3]
 }
 
+/// The lowest rung of the session's video ladder (width, height, fps): the least a send
+/// path may be capped at.
+const MIN_CAP: (u32, u32, u32) = (320, 180, 15);
+
 /// The session configuration of participant `index`: audio only, or with its camera's
 /// video send path capped at the camera's size and rate; its congestion controllers start
 /// at `start_bps`.
@@ -44,10 +48,17 @@ pub fn session_config(
         None => config,
         Some((resolution, fps)) => {
             let [media, rtx, fec] = video_ssrcs(index);
+            // The cap is never below the ladder's lowest rung (320×180 at 15 fps): a
+            // smaller camera is sent at its own size (pictures are only scaled down).
+            let cap = Resolution::new(
+                resolution.width().max(MIN_CAP.0),
+                resolution.height().max(MIN_CAP.1),
+            )
+            .unwrap_or(resolution);
             config.with_video(
                 VideoSessionConfig::new(media, rtx, fec)
-                    .with_max_resolution(resolution)
-                    .with_max_fps(fps),
+                    .with_max_resolution(cap)
+                    .with_max_fps(fps.max(MIN_CAP.2)),
             )
         }
     }
@@ -208,16 +219,14 @@ impl VideoSetup {
             .collect()
     }
 
-    /// The interval between pictures of the call's video clock (the fastest camera).
-    pub fn frame_interval(&self) -> Duration {
-        let fps = self
-            .cameras
+    /// The rate of the call's video clock: the fastest camera's.
+    pub fn clock_fps(&self) -> u32 {
+        self.cameras
             .iter()
             .map(|c| c.fps)
             .max()
             .unwrap_or(30)
-            .max(1);
-        Duration::from_secs(1) / fps
+            .max(1)
     }
 }
 
