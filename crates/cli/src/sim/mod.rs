@@ -144,7 +144,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 300)]
     pub start_kbps: u64,
     /// Write what each participant was shown of each remote as
-    /// OUT/seen-<viewer>-from-<remote>.y4m.
+    /// OUT/seen-VIEWER-from-REMOTE.y4m (participants numbered from 1).
     #[arg(long)]
     pub save_video: bool,
     /// Simulated length of the call, seconds.
