@@ -520,20 +520,22 @@ pub struct MemorySample {
     pub report_kib: u64,
 }
 
-/// CPU time of the process's live threads (the sum of `/proc/self/task/*/schedstat`: time
-/// on a CPU, in nanoseconds), where `/proc` tells it. The simulator's worker threads live
-/// as long as the call, so the difference of two readings is what the call cost.
+/// CPU time of the whole process, user and system, every thread it has had included
+/// (`utime` + `stime` of `/proc/self/stat`), where `/proc` tells it. It never goes down, so
+/// the difference of two readings is what the process cost in between. Linux counts it in
+/// clock ticks of 10 ms (`USER_HZ` = 100 on every architecture Linux runs this on).
 pub fn process_cpu_time() -> Option<std::time::Duration> {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
-        // A thread that ended between the listing and the read has nothing to add.
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
-        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(std::time::Duration::from_nanos(ns))
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from the
+    // last ')'. After it come the state (field 3) and the others; utime and stime are
+    // fields 14 and 15.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis(
+        (utime + stime) * 1000 / TICKS_PER_SECOND,
+    ))
 }
 
 /// The process's resident set size in KiB, where `/proc` tells it.
@@ -601,39 +603,40 @@ mod tests {
     fn resident_memory_and_cpu_time_are_read_on_linux() {
         if cfg!(target_os = "linux") {
             assert!(resident_kib().is_some_and(|kib| kib > 0));
-            let spin = || {
+            // This thread's own time on a CPU (its schedstat, nanoseconds).
+            let own_cpu = || {
+                let text = std::fs::read_to_string("/proc/thread-self/schedstat").expect("own");
+                let ns: u64 = text
+                    .split_whitespace()
+                    .next()
+                    .expect("ns")
+                    .parse()
+                    .expect("ns");
+                std::time::Duration::from_nanos(ns)
+            };
+            // Spins until this thread has been on a CPU for `at_least` (however loaded the
+            // machine), checking every million multiplications.
+            let spin = move |at_least: std::time::Duration| {
+                let start = own_cpu();
                 let mut x = 1u64;
-                for i in 0..5_000_000u64 {
-                    x = std::hint::black_box(x.wrapping_mul(i | 1));
+                while own_cpu() < start + at_least {
+                    for i in 0..1_000_000u64 {
+                        x = std::hint::black_box(x.wrapping_mul(i | 1));
+                    }
                 }
             };
-            // The sum covers live threads only: another test's thread that exits between two
-            // reads takes its time out of it. A run of this test alone never sees that; under
-            // the parallel test harness, try a few times.
-            let mut one = process_cpu_time().expect("schedstat");
-            let grew = (0..10).any(|_| {
-                let before = process_cpu_time().expect("schedstat");
-                spin();
-                one = process_cpu_time().expect("schedstat");
-                one > before
-            });
-            assert!(grew, "CPU time never grew over a spin");
-            // Another live thread's time counts too (this one only waits meanwhile).
-            let (spun, wait_spun) = std::sync::mpsc::channel();
-            let (release, wait_release) = std::sync::mpsc::channel::<()>();
-            let worker = std::thread::spawn(move || {
-                spin();
-                let _ = spun.send(());
-                let _ = wait_release.recv();
-            });
-            wait_spun.recv().expect("spun");
-            let two = process_cpu_time().expect("schedstat");
-            let _ = release.send(());
-            worker.join().expect("worker");
-            assert!(
-                two > one + std::time::Duration::from_millis(1),
-                "{one:?} {two:?}"
-            );
+            let tick = std::time::Duration::from_millis(10);
+            // The process-wide count never goes down, whatever other threads do.
+            let before = process_cpu_time().expect("stat");
+            spin(6 * tick);
+            let one = process_cpu_time().expect("stat");
+            assert!(one >= before + 3 * tick, "{before:?} {one:?}");
+            // Another thread's time counts too, after it has ended as well.
+            std::thread::spawn(move || spin(6 * tick))
+                .join()
+                .expect("worker");
+            let two = process_cpu_time().expect("stat");
+            assert!(two >= one + 3 * tick, "{one:?} {two:?}");
         }
     }
 }
