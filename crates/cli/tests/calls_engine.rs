@@ -18,7 +18,7 @@ use calls_common::{speech_heard, speech_path};
 const SECRET: &[u8] = b"engine test secret, 32 bytes....";
 /// How long the call lasts once it began.
 const TALK: Duration = Duration::from_secs(6);
-/// What counts as speech heard: the median over 1 s windows of the best normalised
+/// What counts as speech heard: the median over 0.5 s windows of the best normalised
 /// correlation of the window with what was heard (48 kHz → 8 kHz means). Other speech,
 /// or silence, stays far below.
 const MIN_CORRELATION: f64 = 0.6;

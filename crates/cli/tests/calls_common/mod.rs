@@ -303,7 +303,7 @@ pub fn speech() -> Vec<i16> {
     resample_all(&clip, 48_000).unwrap().into_samples()
 }
 
-/// How well `heard` (48 kHz mono) holds `sent` (48 kHz mono): per 1 s window of speech
+/// How well `heard` (48 kHz mono) holds `sent` (48 kHz mono): per 0.5 s window of speech
 /// in `sent`, the best normalised correlation (at 8 kHz) with `heard` anywhere from
 /// `earliest` before to `latest` after the same position; the median over windows, and
 /// how many windows were compared.
@@ -314,22 +314,25 @@ pub fn speech_heard(
     latest: Duration,
 ) -> (f64, usize) {
     const RATE: usize = 8_000;
+    // Half-second windows: the receiver's jitter buffer stretches and shrinks the speech
+    // by tens of milliseconds at a time, which a longer window would smear.
+    const WINDOW: usize = RATE / 2;
     let (s, h) = (decimate(sent, 6), decimate(heard, 6));
     let before = (earliest.as_secs_f64() * RATE as f64) as usize;
     let after = (latest.as_secs_f64() * RATE as f64) as usize;
     let mut scores = Vec::new();
-    for start in (0..s.len().saturating_sub(RATE)).step_by(RATE) {
-        let window = &s[start..start + RATE];
+    for start in (0..s.len().saturating_sub(WINDOW)).step_by(WINDOW) {
+        let window = &s[start..start + WINDOW];
         if quality::rms(window) < 300.0 {
             continue;
         }
         let range = start.saturating_sub(before)..start + after;
-        if range.start + RATE > h.len() {
+        if range.start + WINDOW > h.len() {
             continue;
         }
         let best = range
-            .filter(|at| at + RATE <= h.len())
-            .map(|at| quality::correlation(window, &h[at..at + RATE]))
+            .filter(|at| at + WINDOW <= h.len())
+            .map(|at| quality::correlation(window, &h[at..at + WINDOW]))
             .fold(0.0, f64::max);
         scores.push(best);
     }
