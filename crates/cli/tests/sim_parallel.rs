@@ -6,10 +6,10 @@ mod common;
 
 use common::{arg, read_json, run_tincan, scratch_dir};
 
-/// Runs the same 4-party call (a leave and rejoin, a jittery network with loss and
-/// reordering) on `threads` threads; returns its output folder.
-fn simulate(threads: &str) -> std::path::PathBuf {
-    let dir = scratch_dir(&format!("sim-threads-{threads}"));
+/// Runs the same 4-party call (a leave and rejoin) over `profile` with `media` on
+/// `threads` threads; returns its output folder.
+fn simulate(profile: &str, media: &str, threads: &str) -> std::path::PathBuf {
+    let dir = scratch_dir(&format!("sim-threads-{profile}-{media}-{threads}"));
     run_tincan([
         "sim",
         "--quiet",
@@ -18,7 +18,11 @@ fn simulate(threads: &str) -> std::path::PathBuf {
         "--duration",
         "12",
         "--profile",
-        "wifi",
+        profile,
+        "--media",
+        media,
+        "--resolution",
+        "320x180",
         "--leave",
         "3=5-8",
         "--seed",
@@ -31,10 +35,36 @@ fn simulate(threads: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A jittery network with loss and reordering, whose fastest packet is as fast as light:
+/// the call advances one instant at a time.
 #[test]
 fn the_outputs_do_not_depend_on_the_thread_count() {
-    let one = simulate("1");
-    let three = simulate("3");
+    let (one, three) = (
+        simulate("wifi", "audio", "1"),
+        simulate("wifi", "audio", "3"),
+    );
+    compare(&one, &three, 0.0);
+}
+
+/// A lossy network no packet crosses in under 10 ms: the participants run ahead of each
+/// other by that much, video included.
+#[test]
+fn running_ahead_does_not_depend_on_the_thread_count() {
+    let (one, three) = (
+        simulate("lossy-20", "both", "1"),
+        simulate("lossy-20", "both", "3"),
+    );
+    compare(&one, &three, 10.0);
+}
+
+/// Same WAVs, same report (but for speed and memory), and the call did happen.
+fn compare(one: &std::path::Path, three: &std::path::Path, lookahead_ms: f64) {
+    let speed = read_json(&one.join("report.json"))["speed"].clone();
+    assert_eq!(
+        speed["lookahead_ms"].as_f64(),
+        Some(lookahead_ms),
+        "{speed}"
+    );
     for p in 1..=4 {
         for kind in ["said", "heard"] {
             let name = format!("p{p}_{kind}.wav");

@@ -1,5 +1,7 @@
 //! The configuration of one direction of a network path.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::NetsimError;
@@ -43,7 +45,8 @@ pub struct LinkConfig {
     /// link (`allow_reorder = false`) a step down does not reorder: packets sent after it
     /// leave no earlier than those sent before it. Default: empty (no steps).
     pub delay_trace: Vec<DelayStep>,
-    /// Standard deviation of normal jitter added to `delay_ms` (the total is clamped at 0).
+    /// Standard deviation of normal jitter added to `delay_ms`, truncated at
+    /// [`JITTER_SIGMAS`](crate::JITTER_SIGMAS) either side (the total is clamped at 0).
     pub jitter_ms: f64,
     /// Probability that a packet gets a heavy-tailed delay spike. Default 0.
     pub spike_probability: f64,
@@ -191,6 +194,20 @@ fn capacity(field: &str, value: f64) -> Result<(), NetsimError> {
 }
 
 impl LinkConfig {
+    /// The least delay any packet sent over this configuration can have: the lowest base
+    /// delay (`delay_ms` and every `delay_trace` step) less the jitter's truncation
+    /// ([`JITTER_SIGMAS`](crate::JITTER_SIGMAS) standard deviations), at least 0.
+    /// Queueing, spikes, holds and the in-order rule only add to it.
+    pub fn min_delay(&self) -> Duration {
+        let base = self
+            .delay_trace
+            .iter()
+            .map(|step| step.delay_ms)
+            .fold(self.delay_ms, f64::min);
+        let floor_ms = base - crate::JITTER_SIGMAS * self.jitter_ms;
+        Duration::from_nanos(crate::link::ms_to_ns(floor_ms))
+    }
+
     /// Checks every field; [`Link::new`](crate::Link::new) calls this.
     ///
     /// # Errors

@@ -78,7 +78,7 @@ mod rng;
 
 pub use config::{CapacityStep, DelayStep, GilbertElliott, LinkConfig, MAX_DURATION_MS, Outage};
 pub use error::NetsimError;
-pub use link::{Counters, Delivery, Link, Poll};
+pub use link::{Counters, Delivery, JITTER_SIGMAS, Link, Poll};
 pub use path::{Direction, Path};
 pub use profile::Profile;
 

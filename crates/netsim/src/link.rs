@@ -12,7 +12,10 @@ use crate::{LinkConfig, NetsimError};
 const MAX_NS: u64 = 100 * 365 * 24 * 3600 * 1_000_000_000;
 
 /// Milliseconds (validated: finite, non-negative) to whole nanoseconds.
-fn ms_to_ns(ms: f64) -> u64 {
+/// Normal jitter is cut at this many standard deviations either side of the base delay.
+pub const JITTER_SIGMAS: f64 = 4.0;
+
+pub(crate) fn ms_to_ns(ms: f64) -> u64 {
     f64_to_ns(ms * 1e6)
 }
 
@@ -463,7 +466,14 @@ impl<T> Link<T> {
         let mut delay = self.base_delay_ms(sent);
         let c = &self.config;
         if c.jitter_ms > 0.0 {
-            delay += c.jitter_ms * self.rng.jitter.normal();
+            // Truncated at JITTER_SIGMAS either side: a packet is never faster than the
+            // path allows (see `min_delay`), and the cut moves about 1 draw in 16 000.
+            let z = self
+                .rng
+                .jitter
+                .normal()
+                .clamp(-JITTER_SIGMAS, JITTER_SIGMAS);
+            delay += c.jitter_ms * z;
         }
         if c.spike_probability > 0.0 && self.rng.spike.chance(c.spike_probability) {
             self.counters.spiked += 1;
@@ -487,8 +497,9 @@ impl<T> Link<T> {
     pub fn poll(&mut self, now: Instant) -> Poll<T> {
         let t = self.ns_since_epoch(now);
         let epoch = self.set_epoch(now);
-        // Keeps the bottleneck's bookkeeping bounded even while nothing is sent.
-        self.drain_backlog(t);
+        // The bottleneck's backlog is not drained here but on the next send: a send may
+        // be stamped earlier than this poll (see `min_delay`), and must see the bytes
+        // still queued at its own instant. It stays bounded: only sends add to it.
         match self.heap.peek() {
             None => Poll::Idle,
             Some(Reverse(top)) if top.at > t => Poll::Timeout(Self::at_instant(epoch, top.at)),
@@ -516,6 +527,17 @@ impl<T> Link<T> {
                 })
             }
         }
+    }
+
+    /// The least delay any packet sent on this link can have
+    /// ([`LinkConfig::min_delay`]).
+    ///
+    /// A simulator may use it as *lookahead*: what is sent at `t` is not delivered before
+    /// `t + min_delay()`, so the receiving side can be run ahead to that instant before
+    /// the sending side's sends of the same span are given to the link. Sends must still
+    /// come in time order, but may be stamped earlier than a poll already made.
+    pub fn min_delay(&self) -> Duration {
+        self.config.min_delay()
     }
 
     /// The next delivery time, without delivering (`None`: nothing in flight).
@@ -565,6 +587,77 @@ mod tests {
         let c = link.counters();
         assert_eq!((c.sent, c.delivered, c.bytes_delivered), (1, 1, 10));
         assert_eq!(c.mean_delay(), ms(30));
+    }
+
+    #[test]
+    fn no_packet_is_faster_than_min_delay() {
+        let config = LinkConfig {
+            delay_ms: 20.0,
+            jitter_ms: 5.0,
+            allow_reorder: true,
+            delay_trace: vec![DelayStep {
+                at_ms: 500.0,
+                delay_ms: 25.0,
+            }],
+            ..LinkConfig::default()
+        };
+        // The lowest base (20 ms) less 4 sigma of 5 ms: nothing to run ahead by.
+        let link = Link::<u64>::new(config, 7).unwrap();
+        assert_eq!(link.min_delay(), Duration::ZERO);
+        let mut link = Link::new(
+            LinkConfig {
+                delay_ms: 30.0,
+                jitter_ms: 5.0,
+                allow_reorder: true,
+                ..LinkConfig::default()
+            },
+            7,
+        )
+        .unwrap();
+        assert_eq!(link.min_delay(), ms(10));
+        let t0 = Instant::now();
+        let mut least = Duration::MAX;
+        for i in 0..200_000u64 {
+            link.send(i, 100, t0 + Duration::from_micros(i * 10));
+            while let Poll::Deliver(d) = link.poll(t0 + Duration::from_micros(i * 10)) {
+                least = least.min(d.delay());
+            }
+        }
+        // 200 000 normal draws reach beyond 4 sigma about a dozen times: the cut is hit.
+        assert_eq!(least, link.min_delay());
+    }
+
+    #[test]
+    fn a_send_stamped_before_a_poll_sees_the_queue_at_its_own_instant() {
+        // 8 kbit/s, 100-byte packets: 100 ms each; the queue holds 250 bytes.
+        let config = LinkConfig {
+            capacity_bps: Some(8000.0),
+            queue_limit_bytes: Some(250),
+            delay_ms: 50.0,
+            ..LinkConfig::default()
+        };
+        let t0 = Instant::now();
+        let deliveries = |polls_first: bool| {
+            let mut link = Link::new(config.clone(), 3).unwrap();
+            link.set_epoch(t0);
+            link.send(1, 100, t0);
+            link.send(2, 100, t0);
+            if polls_first {
+                // A receiver run ahead to 250 ms before the sender's send at 150 ms.
+                assert!(matches!(link.poll(t0 + ms(250)), Poll::Deliver(_)));
+            }
+            // At 150 ms packet 2 is still in the bottleneck: 100 bytes + 200 do not fit.
+            link.send(3, 200, t0 + ms(150));
+            let mut got = Vec::new();
+            while let Poll::Deliver(d) = link.poll(t0 + ms(1000)) {
+                got.push((d.packet, d.delivered_at));
+            }
+            (got, link.counters().dropped_queue)
+        };
+        let (interleaved, dropped) = deliveries(false);
+        let (ahead, dropped_ahead) = deliveries(true);
+        assert_eq!((dropped, dropped_ahead), (1, 1));
+        assert_eq!(interleaved[1..], ahead[..]);
     }
 
     #[test]

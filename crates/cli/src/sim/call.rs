@@ -12,7 +12,7 @@
 //! measurer, the WAVs) stays on one thread in participant order. The outputs are therefore
 //! the same for any number of threads (`tests/sim_parallel.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -241,9 +241,68 @@ struct Participant {
     heard_frame: [i16; FRAME_SAMPLES],
     /// Its camera and what it was shown, when the call has video.
     video: Option<ParticipantVideo>,
+    /// Datagrams its session sent, with when, not yet given to the relay (see
+    /// [`Participant::run_ahead`]).
+    outbox: VecDeque<(Instant, Vec<u8>)>,
+    /// The call's start, for event times.
+    origin: Instant,
 }
 
 impl Participant {
+    /// When its next delivery or timer is due, if ever.
+    fn next_due(&self) -> Option<Instant> {
+        let timer = self.present.then_some(self.timeout);
+        self.inbound
+            .iter()
+            .filter_map(|d| d.deadline)
+            .chain(timer)
+            .min()
+    }
+
+    /// Takes what its session has to say at `now`: datagrams into the outbox (the relay
+    /// gets them later, in time order across participants), events recorded at once.
+    fn take_outputs(&mut self, now: Instant) {
+        if !self.dirty || !self.present {
+            return;
+        }
+        self.dirty = false;
+        loop {
+            match self.session.poll_output() {
+                Output::Transmit(datagram) => self.outbox.push_back((now, datagram)),
+                Output::Event(event) => {
+                    let at = now - self.origin;
+                    if let Some((talker, point)) = record_event(self, event, at)
+                        && let Some(direction) = self.inbound.get_mut(talker)
+                    {
+                        direction.remote.push(point);
+                    }
+                }
+                Output::Timeout(at) => {
+                    self.timeout = at;
+                    break;
+                }
+                _ => self.events.other += 1,
+            }
+        }
+    }
+
+    /// Runs this participant alone from `now` to just before `horizon`: what is due at
+    /// `now`, then every delivery and timer before `horizon`, each followed by
+    /// [`take_outputs`](Self::take_outputs).
+    ///
+    /// Exact as long as nothing another participant sends in the same span can arrive
+    /// before `horizon`, which holds when `horizon - now` is at most every link's
+    /// [`Link::min_delay`]: then participants run ahead in parallel, and their datagrams
+    /// reach the links afterwards, stamped with when they were sent.
+    fn run_ahead(&mut self, now: Instant, horizon: Instant) {
+        self.take_outputs(now);
+        while let Some(at) = self.next_due().filter(|&at| at < horizon) {
+            let at = at.max(now);
+            self.receive_due(at);
+            self.take_outputs(at);
+        }
+    }
+
     /// Whether a delivery or its timer is due at `now`.
     fn has_due(&self, now: Instant) -> bool {
         (self.present && self.timeout <= now)
@@ -355,10 +414,11 @@ fn wav_writer(dir: &Path, name: &str) -> Result<WavWriter, SimError> {
 /// A session or link that refuses its configuration, a call size the session cannot
 /// carry, an output file that cannot be written, or a thread pool that cannot start.
 pub fn run(setup: CallSetup) -> Result<Report, SimError> {
-    // An audio call's per-tick work is too small to share between threads (a 16-party
-    // call ran 2.5x real time on one thread, 2.2x on two): one thread unless told.
+    // Without lookahead an audio call's work at one instant is too small to share between
+    // threads (a 16-party call over `wifi` runs faster on one): one thread unless told.
+    let lookahead = lookahead(&setup.links, setup.participants);
     let threads = match setup.threads {
-        0 if setup.video.is_none() => 1,
+        0 if setup.video.is_none() && lookahead.is_zero() => 1,
         n => n,
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -438,6 +498,8 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             said_frame: [0; FRAME_SAMPLES],
             heard_frame: [0; FRAME_SAMPLES],
             video: participant_video,
+            outbox: VecDeque::new(),
+            origin: t0,
         });
     }
     for (to, person) in people.iter_mut().enumerate() {
@@ -461,6 +523,7 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             });
         }
     }
+    let lookahead = lookahead(&setup.links, n);
     let mut measurer = Measurer::new(n, setup.schedule);
     let samples = |d: Duration| d.as_millis() as u64 * u64::from(SAMPLE_RATE) / 1000;
     for absence in &setup.absences {
@@ -493,45 +556,13 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
     let mut next_picture = clock_fps.map(|_| t0);
     let mut now = t0;
     loop {
-        // Drain whoever was touched, in participant order: datagrams through the relay
-        // onto the links. Sequential, so what enters the relay and the links never
-        // depends on how the work before was spread over threads.
-        for from in 0..n {
-            let person = &mut people[from];
-            if !person.dirty || !person.present {
-                continue;
-            }
-            person.dirty = false;
-            loop {
-                match people[from].session.poll_output() {
-                    Output::Transmit(datagram) => {
-                        routed.clear();
-                        relay.route(from, &datagram, &mut routed);
-                        for (to, copy) in routed.drain(..) {
-                            let direction = &mut people[to].inbound[from];
-                            let size = copy.len() + UDP_IP_OVERHEAD;
-                            direction.link.send(copy, size, now);
-                            direction.deadline = direction.link.next_deadline();
-                        }
-                        people[from].session.recycle(datagram);
-                    }
-                    Output::Event(event) => {
-                        let person = &mut people[from];
-                        if let Some((talker, point)) = record_event(person, event, now - t0)
-                            && talker != from
-                            && let Some(direction) = person.inbound.get_mut(talker)
-                        {
-                            direction.remote.push(point);
-                        }
-                    }
-                    Output::Timeout(at) => {
-                        people[from].timeout = at;
-                        break;
-                    }
-                    _ => people[from].events.other += 1,
-                }
-            }
+        // Whoever was touched says what it has, then the relay and the links get every
+        // datagram in the order it was sent (ties in participant order), on this thread:
+        // what enters them never depends on how the work before was spread over threads.
+        for person in people.iter_mut() {
+            person.take_outputs(now);
         }
+        route_outboxes(&mut people, &mut relay, &mut routed);
         let next = people
             .iter()
             .filter(|p| p.present)
@@ -565,7 +596,20 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             next_picture = Some(t0 + Duration::from_secs(u64::from(pictures)) / fps);
         }
         if now < next_tick {
-            // Deliveries and timers only.
+            // Deliveries and timers only. Every participant runs alone up to the horizon
+            // (nothing sent in between can arrive before it), in parallel.
+            let horizon = next_picture
+                .map_or(next_tick, |p| p.min(next_tick))
+                .min(now + lookahead)
+                .min(end);
+            if horizon > now {
+                people
+                    .par_iter_mut()
+                    .with_max_len(1)
+                    .for_each(|p| p.run_ahead(now, horizon));
+                continue;
+            }
+            // No lookahead (a link as fast as zero): one instant at a time.
             let due = people.iter().filter(|p| p.has_due(now)).count();
             if due >= PARALLEL_MIN_DUE {
                 people
@@ -818,12 +862,62 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             times_real_time: simulated.as_secs_f64() / wall_s.max(1e-9),
             cpu_s: cpu,
             times_real_time_cpu: cpu.map(|c| simulated.as_secs_f64() / c.max(1e-9)),
+            threads: rayon::current_num_threads(),
+            lookahead_ms: lookahead.as_secs_f64() * 1e3,
         },
         participants,
         directions: direction_reports,
         relay: *relay.counters(),
         memory,
     })
+}
+
+/// How far participants may run ahead of each other: the fastest link's least delay
+/// ([`LinkConfig::min_delay`](tincan_netsim::LinkConfig::min_delay); the diagonal, a
+/// participant to itself, carries nothing).
+fn lookahead(links: &[LinkSetup], participants: usize) -> Duration {
+    links
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i / participants != i % participants)
+        .map(|(_, link)| link.config.min_delay())
+        .min()
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Gives every datagram in the participants' outboxes to the relay and each copy to its
+/// link, in the order they were sent (ties in participant order), each stamped with when
+/// it was sent; the buffers go back to their sessions.
+fn route_outboxes(
+    people: &mut [Participant],
+    relay: &mut Relay,
+    routed: &mut Vec<(usize, Arc<[u8]>)>,
+) {
+    loop {
+        let mut first: Option<(Instant, usize)> = None;
+        for (index, person) in people.iter().enumerate() {
+            if let Some(&(at, _)) = person.outbox.front()
+                && first.is_none_or(|(earliest, _)| at < earliest)
+            {
+                first = Some((at, index));
+            }
+        }
+        let Some((at, from)) = first else {
+            return;
+        };
+        let Some((_, datagram)) = people[from].outbox.pop_front() else {
+            return;
+        };
+        routed.clear();
+        relay.route(from, &datagram, routed);
+        for (to, copy) in routed.drain(..) {
+            let direction = &mut people[to].inbound[from];
+            let size = copy.len() + UDP_IP_OVERHEAD;
+            direction.link.send(copy, size, at);
+            direction.deadline = direction.link.next_deadline();
+        }
+        people[from].session.recycle(datagram);
+    }
 }
 
 /// Takes participant `who` out of the call: the relay stops forwarding from and to it and

@@ -75,6 +75,11 @@ pub struct Speed {
     pub cpu_s: Option<f64>,
     /// `simulated_s / cpu_s`: the speed on one otherwise idle core.
     pub times_real_time_cpu: Option<f64>,
+    /// Threads the participants' work was spread over.
+    pub threads: usize,
+    /// How far participants ran ahead of each other in parallel, ms: the fastest link's
+    /// least delay (0: the call advanced one instant at a time).
+    pub lookahead_ms: f64,
 }
 
 /// One participant.
