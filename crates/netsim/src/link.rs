@@ -11,10 +11,10 @@ use crate::{LinkConfig, NetsimError};
 /// that sums never overflow and converting back to an `Instant` stays in range.
 const MAX_NS: u64 = 100 * 365 * 24 * 3600 * 1_000_000_000;
 
-/// Milliseconds (validated: finite, non-negative) to whole nanoseconds.
 /// Normal jitter is cut at this many standard deviations either side of the base delay.
 pub const JITTER_SIGMAS: f64 = 4.0;
 
+/// Milliseconds (validated: finite, non-negative) to whole nanoseconds.
 pub(crate) fn ms_to_ns(ms: f64) -> u64 {
     f64_to_ns(ms * 1e6)
 }

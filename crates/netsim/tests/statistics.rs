@@ -505,6 +505,8 @@ fn fingerprint(trace: &[(u64, u64, bool, u128)]) -> u64 {
 #[test]
 fn output_is_pinned_across_platforms() {
     // Changing these numbers means every recorded lab result changes: do it on purpose.
+    // Last changed when normal jitter was truncated at 4 sigma (a handful of the 50 000
+    // draws in `wifi` and `4g`; `congested`, at 2 ms, had none that far out).
     let got: Vec<u64> = ["wifi", "4g", "congested"]
         .iter()
         .map(|p| fingerprint(&trace(p, 2026, 50_000)))
@@ -513,8 +515,8 @@ fn output_is_pinned_across_platforms() {
     assert_eq!(
         got,
         [
-            0x9a7e_356d_7fdf_f159,
-            0xd039_3516_4e6d_26d7,
+            0x8e38_a1f9_ea6f_aaba,
+            0xc88c_44bb_95b3_73b2,
             0xbb2a_98a6_fe4f_e5be
         ]
     );
