@@ -51,6 +51,7 @@ mod receivers;
 mod remote;
 pub mod session;
 pub mod speaker;
+pub mod split;
 pub mod video;
 
 pub use error::{PipelineError, Result};

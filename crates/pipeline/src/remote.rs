@@ -126,6 +126,9 @@ pub struct RemoteStats {
     pub video_available: bool,
     /// Whether its video is received ([`Session::set_remote_video`](crate::Session::set_remote_video)).
     pub video_subscribed: bool,
+    /// The rate last asked of it by REMB: its share of our receive budget
+    /// ([`crate::split`]; `None` before the first report or without a budget).
+    pub video_share_bps: Option<u64>,
     /// Resolution of its last decoded picture.
     pub video_resolution: Option<tincan_media::Resolution>,
     /// Pictures decoded per second over the last second.

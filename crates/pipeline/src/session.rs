@@ -27,6 +27,7 @@ pub use crate::receivers::{MIN_REPORT_PACKETS, RECEIVER_TIMEOUT};
 pub use crate::remote::{MAX_REMOTES, RemoteParticipant, RemoteStats};
 use crate::remote::{QualityPrior, RemoteStream, RtpState, SILENCE};
 use crate::speaker::{ActiveSpeakerDetector, SPEAKER_TICK};
+use crate::split::{ShareRequest, split_receive_budget};
 use crate::video::session::RemoteVideo;
 use crate::video::{
     FrameOutcome, OutgoingPacket, RemoteVideoFrame, VideoReceivePath, VideoReceiveStats,
@@ -483,6 +484,13 @@ pub struct Session {
     remotes: Vec<RemoteStream>,
     mixer: Mixer,
     speakers: ActiveSpeakerDetector,
+    /// The remote the application keeps in the main view ([`Session::set_pinned_video`]).
+    pinned_video: Option<u32>,
+    /// The downlink rate remote video may take ([`Session::set_receive_budget_bps`]).
+    receive_budget_bps: u64,
+    /// The last remote chosen as active speaker: the main view when none is pinned (our own
+    /// turns as speaker do not move it).
+    main_speaker: Option<u32>,
     local_quality: NetworkQuality,
     /// What [`Session::jitter_stats`] returns before there is a remote.
     no_jitter_stats: tincan_jitter::AudioJitterStats,
@@ -616,6 +624,9 @@ impl Session {
             remotes: Vec::with_capacity(MAX_REMOTES),
             mixer: Mixer::new(),
             speakers: ActiveSpeakerDetector::new(),
+            pinned_video: None,
+            receive_budget_bps: config.video.as_ref().map_or(0, |v| v.receive_budget_bps),
+            main_speaker: None,
             local_quality: NetworkQuality::Unknown,
             no_jitter_stats: tincan_jitter::AudioJitterStats::default(),
             next_rtcp: Some(now + RTCP_INTERVAL),
@@ -731,6 +742,12 @@ impl Session {
             self.receivers.remove(video);
         }
         self.speakers.remove(audio_ssrc);
+        if self.pinned_video == Some(audio_ssrc) {
+            self.pinned_video = None;
+        }
+        if self.main_speaker == Some(audio_ssrc) {
+            self.main_speaker = None;
+        }
         if stream.available {
             self.push_output(Output::Event(Event::RemoteAudioUnavailable {
                 ssrc: audio_ssrc,
@@ -900,6 +917,44 @@ impl Session {
             self.drop_remote_video(i, now);
         }
         Ok(())
+    }
+
+    /// Keeps a remote in the main view (`None`: the active speaker is, the default). The
+    /// main view takes [`MAIN_VIEW_WEIGHT`](crate::split::MAIN_VIEW_WEIGHT) shares of the
+    /// receive budget, every other watched remote one ([`crate::split`]); the remotes hear
+    /// of their new shares with the next report, within a second.
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::UnknownRemote`] for a remote that is not there or has no video
+    /// SSRC.
+    pub fn set_pinned_video(&mut self, audio_ssrc: Option<u32>) -> Result<()> {
+        if let Some(ssrc) = audio_ssrc
+            && !self.remote_video.iter().any(|v| v.audio_ssrc == ssrc)
+        {
+            return Err(PipelineError::UnknownRemote { ssrc });
+        }
+        self.pinned_video = audio_ssrc;
+        Ok(())
+    }
+
+    /// Changes the downlink rate remote video may take, all remotes together
+    /// ([`VideoSessionConfig::receive_budget_bps`]). The remotes hear of their new shares
+    /// with the next report, within a second. 0 stops the REMBs, but a remote keeps the
+    /// last share it heard (a REMB holds until the next): to lift a limit mid-call, give a
+    /// large budget instead.
+    pub fn set_receive_budget_bps(&mut self, bps: u64) {
+        self.receive_budget_bps = bps;
+    }
+
+    /// The downlink rate remote video may take ([`Session::set_receive_budget_bps`]).
+    pub fn receive_budget_bps(&self) -> u64 {
+        self.receive_budget_bps
+    }
+
+    /// The remote kept in the main view, if one is pinned.
+    pub fn pinned_video(&self) -> Option<u32> {
+        self.pinned_video
     }
 
     /// The next decoded remote picture, lent until the next call: every remote's pictures
@@ -1329,6 +1384,7 @@ impl Session {
         let mut fields = RemoteStats {
             video_available: video.available,
             video_subscribed: video.subscribed,
+            video_share_bps: video.share_bps,
             video_resolution: video.resolution,
             video_frames_decoded: retired.frames_decoded,
             video_keyframes_decoded: retired.keyframes_decoded,
@@ -2053,6 +2109,7 @@ impl Session {
             }
             _ => None,
         };
+        let shares = self.update_shares();
         self.rtcp.clear();
         let mut writer = RtcpWriter::new(&mut self.rtcp);
         if self.sent_since_report {
@@ -2069,12 +2126,55 @@ impl Session {
         if let Some((ssrc, info)) = video_sr {
             writer.sender_report(ssrc, &info, &[])?;
         }
+        for video in &self.remote_video[..shares] {
+            if let Some(share) = video.share_bps {
+                writer.remb(
+                    self.config.local_ssrc,
+                    share,
+                    &[video.audio_ssrc, video.media_ssrc],
+                )?;
+            }
+        }
         self.sent_since_report = false;
         self.video_sent_since_report = false;
         let mut datagram = self.buffer();
         datagram.extend_from_slice(&self.rtcp);
         self.push_output(Output::Transmit(datagram));
         Ok(())
+    }
+
+    /// Splits the receive budget between the remotes with video ([`crate::split`]) into
+    /// their `share_bps`; returns how many remotes (the first ones) are to be told theirs,
+    /// each by a REMB naming its audio and video SSRCs in the report (the relay hands it to
+    /// their owner). None while the call is audio only or without a budget.
+    fn update_shares(&mut self) -> usize {
+        let budget = self.receive_budget_bps;
+        if budget == 0 || !self.video_call || self.remote_video.is_empty() {
+            return 0;
+        }
+        if let Some(speaker) = self.speakers.current()
+            && speaker != self.config.local_ssrc
+        {
+            self.main_speaker = Some(speaker);
+        }
+        let main = self.pinned_video.or(self.main_speaker);
+        let mut requests = [ShareRequest {
+            watched: false,
+            main_view: false,
+        }; MAX_REMOTES];
+        let count = self.remote_video.len().min(MAX_REMOTES);
+        for (request, video) in requests.iter_mut().zip(&self.remote_video) {
+            *request = ShareRequest {
+                watched: video.subscribed,
+                main_view: main == Some(video.audio_ssrc),
+            };
+        }
+        let mut shares = [0u64; MAX_REMOTES];
+        split_receive_budget(budget, &requests[..count], &mut shares[..count]);
+        for (video, &share) in self.remote_video.iter_mut().zip(&shares[..count]) {
+            video.share_bps = Some(share);
+        }
+        count
     }
 
     /// Feeds the loss the worst receiver's transport-cc feedback showed since the last
@@ -2153,6 +2253,7 @@ impl Session {
         let compound = RtcpCompound::parse(data)?;
         let arrival = self.ntp(now);
         let local = self.config.local_ssrc;
+        let local_video = self.config.video.as_ref().map(|v| v.media_ssrc);
         for packet in compound.packets() {
             // One bad packet in a compound does not spoil the others.
             let Ok(packet) = packet else {
@@ -2210,7 +2311,11 @@ impl Session {
                     self.receivers
                         .on_transport_feedback(feedback.sender_ssrc, &feedback, now)?;
                 }
-                RtcpPacket::Remb(remb) if remb.ssrcs().any(|s| s == local) => {
+                // A receiver's limit on what we send it (its share of its downlink),
+                // naming our audio or video SSRC.
+                RtcpPacket::Remb(remb)
+                    if remb.ssrcs().any(|s| s == local || Some(s) == local_video) =>
+                {
                     self.heard(remb.sender_ssrc, now);
                     if let Some(r) = self.receivers.heard(remb.sender_ssrc, now)? {
                         r.controller.on_remb(remb.bitrate_bps, now);
@@ -2905,6 +3010,119 @@ mod tests {
         ));
         s.set_remote_video(0x20, false).unwrap();
         assert!(s.remote_stats(t0).all(|r| !r.video_subscribed));
+    }
+
+    /// The REMBs in `datagrams`: (bitrate, SSRCs named).
+    fn rembs(datagrams: &[Vec<u8>]) -> Vec<(u64, Vec<u32>)> {
+        let mut out = Vec::new();
+        for d in datagrams.iter().filter(|d| !is_rtp(d)) {
+            for packet in RtcpCompound::parse(d).unwrap().packets().flatten() {
+                if let RtcpPacket::Remb(remb) = packet {
+                    out.push((remb.bitrate_bps, remb.ssrcs().collect()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs `s` on its timers for `ms` from `from`; returns its datagrams.
+    fn run_for(s: &mut Session, from: Instant, ms: u64) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in 0..ms / 10 {
+            s.handle_input(Input::Timeout, from + Duration::from_millis(10 * k))
+                .unwrap();
+            out.extend(drain(s));
+        }
+        out
+    }
+
+    #[test]
+    fn the_receive_budget_is_split_by_remb_the_main_view_weighing_more() {
+        let t0 = Instant::now();
+        let video = VideoSessionConfig::new(0x11, 0x12, 0x13).with_receive_budget_bps(2_000_000);
+        let mut s = Session::new(SessionConfig::new(0x10).with_video(video), t0).unwrap();
+        for base in [0x20, 0x30, 0x40] {
+            s.add_remote(RemoteParticipant::new(base).with_video_ssrcs(
+                base + 1,
+                base + 2,
+                base + 3,
+            ))
+            .unwrap();
+        }
+        assert!(matches!(
+            s.set_pinned_video(Some(0x99)),
+            Err(PipelineError::UnknownRemote { ssrc: 0x99 })
+        ));
+        s.set_pinned_video(Some(0x30)).unwrap();
+        let first = rembs(&run_for(&mut s, t0, 1_500));
+        // 2 Mbit/s over 3 + 1 + 1 shares.
+        assert!(first.contains(&(400_000, vec![0x20, 0x21])), "{first:?}");
+        assert!(first.contains(&(1_200_000, vec![0x30, 0x31])), "{first:?}");
+        assert!(first.contains(&(400_000, vec![0x40, 0x41])), "{first:?}");
+        let share = |s: &Session, ssrc| {
+            s.remote_stats(t0)
+                .find(|r| r.ssrc == ssrc)
+                .and_then(|r| r.video_share_bps)
+        };
+        assert_eq!(share(&s, 0x30), Some(1_200_000));
+        // Not watching 0x40: its share goes to the others, and it is asked nothing.
+        s.set_remote_video(0x40, false).unwrap();
+        let later = t0 + Duration::from_millis(1_500);
+        let rembs_after = rembs(&run_for(&mut s, later, 1_100));
+        assert!(
+            rembs_after.contains(&(500_000, vec![0x20, 0x21])),
+            "{rembs_after:?}"
+        );
+        assert!(
+            rembs_after.contains(&(1_500_000, vec![0x30, 0x31])),
+            "{rembs_after:?}"
+        );
+        assert!(
+            rembs_after.contains(&(2_000_000, vec![0x40, 0x41])),
+            "{rembs_after:?}"
+        );
+        // The pinned remote leaves: no main view (no active speaker in this call), equal
+        // shares.
+        assert!(s.remove_remote(0x30));
+        assert_eq!(s.pinned_video(), None);
+        s.set_remote_video(0x40, true).unwrap();
+        let rembs_last = rembs(&run_for(
+            &mut s,
+            later + Duration::from_millis(1_100),
+            1_100,
+        ));
+        assert!(
+            rembs_last.contains(&(1_000_000, vec![0x20, 0x21])),
+            "{rembs_last:?}"
+        );
+        assert!(
+            rembs_last.contains(&(1_000_000, vec![0x40, 0x41])),
+            "{rembs_last:?}"
+        );
+        // An audio-only call asks nothing.
+        s.set_video_call(false, later + Duration::from_millis(2_200))
+            .unwrap();
+        let quiet = rembs(&run_for(
+            &mut s,
+            later + Duration::from_millis(2_200),
+            1_100,
+        ));
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    #[test]
+    fn a_remb_naming_our_video_caps_the_send_target() {
+        let t0 = Instant::now();
+        let mut s = video_session(t0);
+        let start = s.stats(t0).target_bps;
+        assert!(start > 250_000, "{start}");
+        let mut remb = Vec::new();
+        let mut writer = RtcpWriter::new(&mut remb);
+        writer.receiver_report(0x20, &[]).unwrap();
+        writer.remb(0x20, 250_000, &[0x11]).unwrap();
+        s.handle_input(Input::Receive(&remb), t0).unwrap();
+        let capped = s.stats(t0).target_bps;
+        assert!(capped <= 250_000, "{capped}");
     }
 
     #[test]

@@ -76,6 +76,10 @@ enum Action {
     VideoCall(bool),
     /// Receive participant `.0`'s video or not.
     Subscribe(usize, bool),
+    /// Keep participant `.0` in the main view.
+    Pin(usize),
+    /// The downlink rate all remote video may take, bits per second.
+    ReceiveBudget(u64),
     Leave,
     Join,
 }
@@ -335,6 +339,15 @@ fn run(n: usize, seconds: f64, script: &[(f64, usize, Action)], speech: &[i16]) 
                     let remote = parties[remote].ids(remote).audio;
                     let session = parties[who].session.as_mut().expect("present");
                     session.set_remote_video(remote, on).expect("subscription");
+                }
+                Action::Pin(remote) => {
+                    let remote = parties[remote].ids(remote).audio;
+                    let session = parties[who].session.as_mut().expect("present");
+                    session.set_pinned_video(Some(remote)).expect("pin");
+                }
+                Action::ReceiveBudget(bps) => {
+                    let session = parties[who].session.as_mut().expect("present");
+                    session.set_receive_budget_bps(bps);
                 }
                 Action::Leave => {
                     let me = parties[who].ids(who);
@@ -806,4 +819,63 @@ fn four_party_video_with_a_leave_and_rejoin() {
         println!("  speech heard by participant {listener}: correlation {corr:.3}");
         assert!(corr >= 0.6, "listener {listener}: {corr:.3}");
     }
+}
+
+#[test]
+fn a_small_receive_budget_is_split_towards_the_pinned_remote() {
+    let speech = speech();
+    // Participant 0 lets its remotes' video take 600 kbit/s and keeps 2 in the main view:
+    // 2 is asked 3/4 of it (450 kbit/s), 1 the floor (200 kbit/s). The others keep the
+    // default budget, with 0 (the talker) in their main view.
+    let script = [
+        (0.0, 0, Action::ReceiveBudget(600_000)),
+        (0.0, 0, Action::Pin(2)),
+    ];
+    let call = run(3, 12.0, &script, &speech);
+    println!(
+        "3-party, participant 0 with a 600 kbit/s budget, 2 pinned; wall {:?}",
+        call.wall
+    );
+    for i in 0..3 {
+        print_party(&call, i);
+    }
+    let (one, two) = (ids(1, 0).audio, ids(2, 0).audio);
+    let from_one = remote_stats(&call, 0, one);
+    let from_two = remote_stats(&call, 0, two);
+    assert_eq!(from_one.video_share_bps, Some(200_000));
+    assert_eq!(from_two.video_share_bps, Some(450_000));
+    // Over the last 4 s (the controllers start at 300 kbit/s and grow from the media's own
+    // feedback), what 0 was shown of each: the pinned remote at the full 30 fps,
+    // the other at the lowest rung's 15.
+    for second in 0..12 {
+        let count = |remote| shown(&call, 0, remote, second as f64, second as f64 + 1.0).len();
+        println!(
+            "  second {second}: 0 shown {} of 1, {} of 2",
+            count(one),
+            count(two)
+        );
+    }
+    let fps = |remote| shown(&call, 0, remote, 8.0, 12.0).len() as f64 / 4.0;
+    let (fps_one, fps_two) = (fps(one), fps(two));
+    println!(
+        "  0 sees 1 at {fps_one:.1} fps, {} kbit/s; 2 at {fps_two:.1} fps, {} kbit/s",
+        from_one.video_receive_bps / 1000,
+        from_two.video_receive_bps / 1000
+    );
+    assert!(fps_two >= 28.0, "pinned remote at {fps_two:.1} fps");
+    assert!(fps_one <= 16.0, "thumbnail at {fps_one:.1} fps");
+    assert!(
+        from_two.video_receive_bps > from_one.video_receive_bps * 3 / 2,
+        "pinned {} against {}",
+        from_two.video_receive_bps,
+        from_one.video_receive_bps
+    );
+    assert!(
+        from_one.video_receive_bps + from_two.video_receive_bps <= 650_000,
+        "{} + {}",
+        from_one.video_receive_bps,
+        from_two.video_receive_bps
+    );
+    // Nobody froze on the way down.
+    assert_eq!(from_one.video_freeze_count + from_two.video_freeze_count, 0);
 }

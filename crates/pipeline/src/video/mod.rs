@@ -95,7 +95,9 @@ pub use receive::{
 };
 pub use scale::{FrameScaler, plan_fit};
 pub use send::{FrameOutcome, VideoSendConfig, VideoSendMemory, VideoSendPath, VideoSendStats};
-pub use session::{REMOTE_VIDEO_TIMEOUT, RemoteVideoFrame, VideoSessionConfig};
+pub use session::{
+    DEFAULT_RECEIVE_BUDGET_BPS, REMOTE_VIDEO_TIMEOUT, RemoteVideoFrame, VideoSessionConfig,
+};
 pub use stats::{PAUSE_THRESHOLD, RATE_WINDOW};
 pub use tincan_abr::PacketClass;
 pub use tincan_jitter::video::VideoCodec;

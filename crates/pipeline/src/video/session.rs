@@ -57,7 +57,16 @@ pub struct VideoSessionConfig {
     pub nack: bool,
     /// FlexFEC, both directions (default on).
     pub fec: bool,
+    /// The downlink rate this participant's video may take, all remotes together, bits
+    /// per second (default [`DEFAULT_RECEIVE_BUDGET_BPS`]; 0: no limit is asked). It is
+    /// split between the remotes whose video is watched, the main view weighing more
+    /// ([`crate::split`]), and each remote is told its share by REMB each second.
+    pub receive_budget_bps: u64,
 }
+
+/// The default [`VideoSessionConfig::receive_budget_bps`]: 720p30 of the main view and
+/// thumbnails beside it.
+pub const DEFAULT_RECEIVE_BUDGET_BPS: u64 = 4_000_000;
 
 impl VideoSessionConfig {
     /// Defaults for the local video SSRCs (media, RTX, FlexFEC).
@@ -71,6 +80,7 @@ impl VideoSessionConfig {
             camera: true,
             nack: true,
             fec: true,
+            receive_budget_bps: DEFAULT_RECEIVE_BUDGET_BPS,
         }
     }
 
@@ -101,6 +111,13 @@ impl VideoSessionConfig {
     /// Turns FlexFEC on or off (default on).
     pub fn with_fec(mut self, fec: bool) -> Self {
         self.fec = fec;
+        self
+    }
+
+    /// Sets [`receive_budget_bps`](Self::receive_budget_bps) (default
+    /// [`DEFAULT_RECEIVE_BUDGET_BPS`]; 0 asks no limit of anyone).
+    pub fn with_receive_budget_bps(mut self, bps: u64) -> Self {
+        self.receive_budget_bps = bps;
         self
     }
 
@@ -226,6 +243,8 @@ pub(crate) struct RemoteVideo {
     /// Packets dropped because the call is audio only or the remote is unsubscribed.
     pub(crate) packets_ignored: u64,
     pub(crate) retired: RetiredTotals,
+    /// The rate last asked of it by REMB (its share of the receive budget).
+    pub(crate) share_bps: Option<u64>,
 }
 
 impl RemoteVideo {
@@ -249,6 +268,7 @@ impl RemoteVideo {
             frames_seen: 0,
             packets_ignored: 0,
             retired: RetiredTotals::default(),
+            share_bps: None,
         }
     }
 
