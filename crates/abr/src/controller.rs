@@ -581,6 +581,14 @@ impl SendSideController {
         self.next_timeout_cut
     }
 
+    /// Numbers this controller's probe clusters from `first` on (default 0). A sender with
+    /// one controller per receiver tells every controller of every packet it sends, probe
+    /// packets included, and a controller takes a cluster id it tracks as its own: give each
+    /// controller its own range so that no two clusters share an id.
+    pub fn set_probe_ids_from(&mut self, first: u32) {
+        self.probes.set_next_id(first);
+    }
+
     /// The next probe cluster the pacer should send now, if any.
     pub fn poll_probe(&mut self) -> Option<ProbeCluster> {
         let now_us = self.last_send.map_or(0, |s| us_since(self.base, s));

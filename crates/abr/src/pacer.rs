@@ -593,9 +593,18 @@ impl<T> Pacer<T> {
         media.refill(elapsed, self.config.burst_window);
         let mut padding = self.padding;
         padding.refill(elapsed, self.config.burst_window);
-        if !self.dropped.is_empty() || self.probe.is_some() || !self.pending_probes.is_empty() {
+        if !self.dropped.is_empty() || (self.probe.is_none() && !self.pending_probes.is_empty()) {
             return Some(now);
         }
+        // A running probe's padding goes on its own clock (queued media goes on the media
+        // budget's, counted in the probe); it ends at its deadline at the latest.
+        let probe = self.probe.map(|p| match p.start {
+            Some(start) if !p.done() => p
+                .next_send(start)
+                .min(start + self.config.max_probe_duration)
+                .max(now),
+            _ => now,
+        });
         let oldest_expiry = self
             .queues
             .iter()
@@ -608,6 +617,10 @@ impl<T> Pacer<T> {
             Some(now + media.wait().max(padding.wait()))
         } else {
             None
+        };
+        let send = match (send, probe) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         match (send, oldest_expiry) {
             (Some(a), Some(b)) => Some(a.min(b.max(now))),
@@ -737,9 +750,18 @@ impl<T> Pacer<T> {
             return None;
         }
         let due = probe.next_send(start);
-        if due > now {
+        // Media never waits for the probe's clock (a probe below the pacing rate would
+        // hold it back): what the media budget allows goes now, counted in the probe, and
+        // padding fills up to the probe's rate.
+        let media_ready = self.queued_packets > 0 && self.media.level >= 0;
+        if due > now && !media_ready {
             self.probe = Some(probe);
-            return Some(PacerOutput::Timeout(due));
+            let wake = if self.queued_packets > 0 {
+                due.min(now + self.media.wait())
+            } else {
+                due
+            };
+            return Some(PacerOutput::Timeout(wake));
         }
         let id = Some(probe.cluster.id);
         let floor =
@@ -1112,6 +1134,64 @@ mod tests {
         ));
         assert_eq!(pacer.poll_timeout(t0 + ms(10)), None);
         assert_eq!(pacer.poll(t0 + ms(10)), PacerOutput::Idle);
+    }
+
+    #[test]
+    fn poll_timeout_follows_a_running_probe_without_spinning() {
+        let t0 = Instant::now();
+        let mut pacer = pacer(300_000);
+        pacer.start_probe(ProbeCluster {
+            id: 3,
+            bitrate_bps: 200_000,
+            min_packets: 5,
+            min_bytes: 1250,
+        });
+        assert_eq!(pacer.poll_timeout(t0), Some(t0), "a probe waits to start");
+        assert!(matches!(pacer.poll(t0), PacerOutput::Padding { .. }));
+        // 250 bytes at 200 kbit/s: the next padding 10 ms later, and poll_timeout says so
+        // (a caller that trusted `Some(now)` would spin at t0).
+        assert_eq!(pacer.poll(t0), PacerOutput::Timeout(t0 + ms(10)));
+        assert_eq!(pacer.poll_timeout(t0), Some(t0 + ms(10)));
+        // Media queued meanwhile does not wait for the probe's clock but for the media
+        // budget (the padding spent some of it), and goes in the probe; at every wait,
+        // poll_timeout names the instant poll does.
+        pacer.enqueue(9, 250, PacketClass::Video, t0).expect("room");
+        let mut now = t0;
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let wake = pacer.poll_timeout(now);
+            match pacer.poll(now) {
+                PacerOutput::Timeout(at) => {
+                    assert_eq!(wake, Some(at));
+                    now = at;
+                }
+                PacerOutput::Idle => break,
+                output => out.push((now, output)),
+            }
+        }
+        let media_at = out
+            .iter()
+            .find_map(|(at, o)| {
+                matches!(
+                    o,
+                    PacerOutput::Send {
+                        packet: 9,
+                        probe_cluster: Some(3),
+                        ..
+                    }
+                )
+                .then_some(*at)
+            })
+            .expect("the media packet, in the probe");
+        assert!(media_at < t0 + ms(10), "{media_at:?}");
+        // Five packets, 1250 bytes: the padding, the media packet, three more paddings.
+        let paddings = out
+            .iter()
+            .filter(|(_, o)| matches!(o, PacerOutput::Padding { .. }))
+            .count();
+        assert_eq!(paddings, 3, "{out:?}");
+        assert_eq!(pacer.counters().probes_completed, 1);
+        assert_eq!(pacer.poll_timeout(t0 + Duration::from_secs(1)), None);
     }
 
     #[test]

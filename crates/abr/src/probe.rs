@@ -317,6 +317,12 @@ impl ProbeController {
         }
     }
 
+    /// Numbers the clusters requested from now on from `id` (see
+    /// [`SendSideController::set_probe_ids_from`](crate::SendSideController::set_probe_ids_from)).
+    pub fn set_next_id(&mut self, id: u32) {
+        self.next_id = id;
+    }
+
     /// Whether a probe is pending or awaiting its result.
     pub fn is_probing(&self) -> bool {
         !self.pending.is_empty() || matches!(self.state, State::Waiting { .. })

@@ -220,3 +220,41 @@ fn a_y4m_camera_is_played_and_bad_video_options_are_refused() {
         assert!(!out.status.success(), "{bad:?} accepted");
     }
 }
+
+/// From the default start of 300 kbit/s, only the bandwidth probes (padding on the RTX
+/// stream) show the controller that `good` carries 720p: without them it stopped at 1.5
+/// times what the encoder sent and the call stayed at 640×360.
+#[test]
+fn a_call_started_low_probes_its_way_to_720p() {
+    let dir = scratch_dir("sim-video-probe");
+    run_tincan([
+        "sim",
+        "--quiet",
+        "--media",
+        "both",
+        "--resolution",
+        "1280x720",
+        "--duration",
+        "14",
+        "--out",
+        arg(&dir),
+    ]);
+    let report = read_json(&dir.join("report.json"));
+    for d in report["directions"].as_array().expect("directions") {
+        let v = &d["video"];
+        assert_eq!(
+            v["resolution"], "1280x720",
+            "{}→{}: {v}",
+            d["from"], d["to"]
+        );
+        assert_eq!(v["freeze_count"], 0, "{v}");
+    }
+    let points = report["participants"][0]["stats"]["points"]
+        .as_array()
+        .expect("points");
+    let last = points.last().expect("a point");
+    assert!(
+        last["send_bps"].as_u64().expect("rate") > 1_200_000,
+        "{last}"
+    );
+}

@@ -286,6 +286,15 @@ impl RtxSender {
         }
     }
 
+    /// Takes the next RTX sequence number for a packet the sender builds itself (padding
+    /// for a bandwidth probe, RFC 4588 section 4): the stream's numbers stay in one
+    /// sequence.
+    pub fn take_sequence(&mut self) -> u16 {
+        let sequence = self.rtx_sequence;
+        self.rtx_sequence = self.rtx_sequence.wrapping_add(1);
+        sequence
+    }
+
     /// Writes the next retransmission into `out`; returns its length, or `None` when
     /// nothing is pending. A retransmission whose packet has since left the history is
     /// skipped.

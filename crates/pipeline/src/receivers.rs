@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use tincan_abr::{ControllerConfig, SendSideController, SentPacket};
+use tincan_abr::{ControllerConfig, ProbeCluster, SendSideController, SentPacket};
 use tincan_fec::policy::LossReport;
 use tincan_rtp::rtcp::TwccFeedback;
 
@@ -21,6 +21,8 @@ pub const MAX_RECEIVERS: usize = 15;
 pub const MAX_STATUSES: usize = 1024;
 /// Fewest transport-cc statuses that make a loss report: fewer say nothing about the rate.
 pub const MIN_REPORT_PACKETS: usize = 10;
+/// Each controller numbers its probe clusters in a range of 2^20 ids of its own.
+const PROBE_ID_BITS: u32 = 20;
 
 /// One receiver of our stream.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub(crate) struct Receivers {
     list: Vec<Receiver>,
     /// Feedback from senders beyond [`MAX_RECEIVERS`] with none stale to replace.
     pub(crate) refused: u64,
+    /// Controllers made after the initial one (their probe id ranges).
+    controllers_made: u32,
 }
 
 impl Receivers {
@@ -58,6 +62,7 @@ impl Receivers {
             initial: Some(SendSideController::new(config, now)?),
             list: Vec::with_capacity(MAX_RECEIVERS),
             refused: 0,
+            controllers_made: 0,
         })
     }
 
@@ -92,7 +97,13 @@ impl Receivers {
         };
         let controller = match self.initial.take() {
             Some(c) => c,
-            None => SendSideController::new(self.config, now)?,
+            None => {
+                let mut c = SendSideController::new(self.config, now)?;
+                // Probe clusters in a range of their own (the initial controller has 0..).
+                self.controllers_made = self.controllers_made.wrapping_add(1);
+                c.set_probe_ids_from(self.controllers_made << PROBE_ID_BITS);
+                c
+            }
         };
         let receiver = Receiver {
             ssrc,
@@ -157,15 +168,31 @@ impl Receivers {
         Ok(())
     }
 
-    /// Runs the controllers' timers; probes are dropped (audio has nothing to probe with).
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        let controllers = self
-            .initial
-            .iter_mut()
-            .chain(self.list.iter_mut().map(|r| &mut r.controller));
-        for c in controllers {
+    /// Runs the controllers' timers. The limiting controller's probe clusters go to
+    /// `probe` when `can_probe` (the session has padding to send), the others' are
+    /// dropped: the one that sets the send rate is the one worth probing for.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        can_probe: bool,
+        mut probe: impl FnMut(ProbeCluster),
+    ) {
+        let limiting = self.limiting_index(now);
+        if let Some(c) = &mut self.initial {
             c.handle_timeout(now);
-            while c.poll_probe().is_some() {}
+            while let Some(cluster) = c.poll_probe() {
+                if can_probe && limiting.is_none() {
+                    probe(cluster);
+                }
+            }
+        }
+        for (i, r) in self.list.iter_mut().enumerate() {
+            r.controller.handle_timeout(now);
+            while let Some(cluster) = r.controller.poll_probe() {
+                if can_probe && limiting == Some(i) {
+                    probe(cluster);
+                }
+            }
         }
     }
 
@@ -180,15 +207,28 @@ impl Receivers {
     /// The controller that sets the send rate: the one with the lowest target among the
     /// receivers heard from recently; else the most recently heard; else the initial one.
     pub(crate) fn limiting(&self, now: Instant) -> Option<&SendSideController> {
+        match self.limiting_index(now) {
+            Some(i) => self.list.get(i).map(|r| &r.controller),
+            None => self.initial.as_ref(),
+        }
+    }
+
+    /// [`limiting`](Self::limiting)'s receiver in the list (`None`: the initial one).
+    fn limiting_index(&self, now: Instant) -> Option<usize> {
         let recent = self
             .list
             .iter()
-            .filter(|r| Self::is_recent(r, now))
-            .min_by_key(|r| r.controller.target_bps());
+            .enumerate()
+            .filter(|(_, r)| Self::is_recent(r, now))
+            .min_by_key(|(_, r)| r.controller.target_bps());
         recent
-            .or_else(|| self.list.iter().max_by_key(|r| r.last_heard))
-            .map(|r| &r.controller)
-            .or(self.initial.as_ref())
+            .or_else(|| {
+                self.list
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, r)| r.last_heard)
+            })
+            .map(|(i, _)| i)
     }
 
     /// The worst RTT among recent receivers.

@@ -1642,9 +1642,24 @@ impl Session {
                 self.enqueue(pending, now);
             }
         }
-        // Probe clusters would need padding packets, which the session does not send
-        // (the controller grows its target from the media's own feedback).
-        self.receivers.handle_timeout(now);
+        // The limiting controller's probe clusters go to the pacer, which fills them with
+        // media and padding on the video's RTX stream; without video to pad with they are
+        // dropped (the controller grows from the media's own feedback).
+        // Worth it only while video could use more and no receiver's REMB is what holds the
+        // rate (probing past a REMB would only spend padding).
+        let remb_bound = self.receivers.limiting(now).is_some_and(|c| {
+            c.stats()
+                .remb_bps
+                .is_some_and(|remb| c.target_bps() >= remb)
+        });
+        let can_probe = !remb_bound
+            && self
+                .video_send
+                .as_ref()
+                .is_some_and(|v| v.can_pad() && v.wants_more_rate());
+        let pacer = &mut self.pacer;
+        self.receivers
+            .handle_timeout(now, can_probe, |cluster| pacer.start_probe(cluster));
         if self.next_video_rate.is_some_and(|t| t <= now) {
             self.update_video_rate(now)?;
             self.next_video_rate = Some(now + VIDEO_RATE_INTERVAL);
@@ -1660,14 +1675,27 @@ impl Session {
             match self.pacer.poll(now) {
                 PacerOutput::Send {
                     packet: Queued::Audio(packet),
+                    probe_cluster,
                     ..
-                } => self.transmit_rtp(packet, now)?,
+                } => self.transmit_rtp(packet, probe_cluster, now)?,
                 PacerOutput::Send {
                     packet: Queued::Video(packet),
+                    probe_cluster,
                     ..
-                } => self.transmit_video(packet, now),
+                } => self.transmit_video(packet, probe_cluster, now),
                 PacerOutput::Dropped(dropped) => self.recycle_queued(dropped.packet),
-                PacerOutput::Padding { .. } => {}
+                PacerOutput::Padding {
+                    size_bytes,
+                    probe_cluster,
+                } => {
+                    if let Some(packet) = self
+                        .video_send
+                        .as_mut()
+                        .and_then(|v| v.padding_packet(size_bytes))
+                    {
+                        self.transmit_video(packet, probe_cluster, now);
+                    }
+                }
                 PacerOutput::Timeout(_) | PacerOutput::Idle => break,
             }
         }
@@ -1898,7 +1926,12 @@ impl Session {
 
     /// Builds and emits one RTP packet the pacer released, numbered with the next
     /// transport-wide sequence number.
-    fn transmit_rtp(&mut self, pending: Pending, now: Instant) -> Result<()> {
+    fn transmit_rtp(
+        &mut self,
+        pending: Pending,
+        probe_cluster: Option<u32>,
+        now: Instant,
+    ) -> Result<()> {
         let transport_seq = self.transport_seq;
         self.transport_seq = self.transport_seq.wrapping_add(1);
         let level = pending.level.to_bytes();
@@ -1923,7 +1956,7 @@ impl Session {
             transport_seq,
             size_bytes: datagram.len(),
             send_time: now,
-            probe_cluster: None,
+            probe_cluster,
             class: PacketClass::Audio,
         });
         self.packets_sent += 1;
@@ -1936,7 +1969,12 @@ impl Session {
 
     /// Emits one video packet the pacer released, numbered with the next transport-wide
     /// sequence number.
-    fn transmit_video(&mut self, mut packet: OutgoingPacket, now: Instant) {
+    fn transmit_video(
+        &mut self,
+        mut packet: OutgoingPacket,
+        probe_cluster: Option<u32>,
+        now: Instant,
+    ) {
         let transport_seq = self.transport_seq;
         self.transport_seq = self.transport_seq.wrapping_add(1);
         packet.set_transport_sequence(transport_seq);
@@ -1944,7 +1982,7 @@ impl Session {
             transport_seq,
             size_bytes: packet.data.len(),
             send_time: now,
-            probe_cluster: None,
+            probe_cluster,
             class: packet.class,
         });
         self.bytes_sent_window += packet.data.len() as u64;
@@ -3025,6 +3063,16 @@ mod tests {
         out
     }
 
+    /// Each remote (its audio SSRC; its video SSRC is the next) was asked its share.
+    fn assert_asked(rembs: &[(u64, Vec<u32>)], asked: &[(u32, u64)]) {
+        for &(remote, share) in asked {
+            assert!(
+                rembs.contains(&(share, vec![remote, remote + 1])),
+                "{remote:#x} not asked {share}: {rembs:?}"
+            );
+        }
+    }
+
     /// Runs `s` on its timers for `ms` from `from`; returns its datagrams.
     fn run_for(s: &mut Session, from: Instant, ms: u64) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -3056,9 +3104,10 @@ mod tests {
         s.set_pinned_video(Some(0x30)).unwrap();
         let first = rembs(&run_for(&mut s, t0, 1_500));
         // 2 Mbit/s over 3 + 1 + 1 shares.
-        assert!(first.contains(&(400_000, vec![0x20, 0x21])), "{first:?}");
-        assert!(first.contains(&(1_200_000, vec![0x30, 0x31])), "{first:?}");
-        assert!(first.contains(&(400_000, vec![0x40, 0x41])), "{first:?}");
+        assert_asked(
+            &first,
+            &[(0x20, 400_000), (0x30, 1_200_000), (0x40, 400_000)],
+        );
         let share = |s: &Session, ssrc| {
             s.remote_stats(t0)
                 .find(|r| r.ssrc == ssrc)
@@ -3068,45 +3117,23 @@ mod tests {
         // Not watching 0x40: its share goes to the others, and it is asked nothing.
         s.set_remote_video(0x40, false).unwrap();
         let later = t0 + Duration::from_millis(1_500);
-        let rembs_after = rembs(&run_for(&mut s, later, 1_100));
-        assert!(
-            rembs_after.contains(&(500_000, vec![0x20, 0x21])),
-            "{rembs_after:?}"
-        );
-        assert!(
-            rembs_after.contains(&(1_500_000, vec![0x30, 0x31])),
-            "{rembs_after:?}"
-        );
-        assert!(
-            rembs_after.contains(&(2_000_000, vec![0x40, 0x41])),
-            "{rembs_after:?}"
+        let after = rembs(&run_for(&mut s, later, 1_100));
+        assert_asked(
+            &after,
+            &[(0x20, 500_000), (0x30, 1_500_000), (0x40, 2_000_000)],
         );
         // The pinned remote leaves: no main view (no active speaker in this call), equal
         // shares.
         assert!(s.remove_remote(0x30));
         assert_eq!(s.pinned_video(), None);
         s.set_remote_video(0x40, true).unwrap();
-        let rembs_last = rembs(&run_for(
-            &mut s,
-            later + Duration::from_millis(1_100),
-            1_100,
-        ));
-        assert!(
-            rembs_last.contains(&(1_000_000, vec![0x20, 0x21])),
-            "{rembs_last:?}"
-        );
-        assert!(
-            rembs_last.contains(&(1_000_000, vec![0x40, 0x41])),
-            "{rembs_last:?}"
-        );
+        let then = later + Duration::from_millis(1_100);
+        let last = rembs(&run_for(&mut s, then, 1_100));
+        assert_asked(&last, &[(0x20, 1_000_000), (0x40, 1_000_000)]);
         // An audio-only call asks nothing.
-        s.set_video_call(false, later + Duration::from_millis(2_200))
-            .unwrap();
-        let quiet = rembs(&run_for(
-            &mut s,
-            later + Duration::from_millis(2_200),
-            1_100,
-        ));
+        let end = then + Duration::from_millis(1_100);
+        s.set_video_call(false, end).unwrap();
+        let quiet = rembs(&run_for(&mut s, end, 1_100));
         assert!(quiet.is_empty(), "{quiet:?}");
     }
 

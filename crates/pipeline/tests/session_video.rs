@@ -441,6 +441,22 @@ fn run(n: usize, seconds: f64, script: &[(f64, usize, Action)], speech: &[i16]) 
 /// it, every 1 s window of the source with speech (RMS ≥ 300) is matched against what was
 /// heard at the best lag up to [`MAX_LAG`] (time stretching moves the lag during a call,
 /// so one lag for the whole call understates it); the mean of the windows' correlations.
+/// [`run`], then prints `title`, the wall time and every participant's figures.
+fn run_printed(
+    title: &str,
+    n: usize,
+    seconds: f64,
+    script: &[(f64, usize, Action)],
+    speech: &[i16],
+) -> Call {
+    let call = run(n, seconds, script, speech);
+    println!("{title}, wall {:?}", call.wall);
+    for i in 0..n {
+        print_party(&call, i);
+    }
+    call
+}
+
 fn speech_heard(call: &Call, speech: &[i16], listener: usize, from: f64, to: f64) -> f64 {
     let samples = |s: f64| (s * f64::from(SAMPLE_RATE)) as usize;
     let heard = &call.parties[listener].heard;
@@ -541,17 +557,17 @@ fn print_party(call: &Call, i: usize) {
 #[test]
 fn one_to_one_audio_and_video() {
     let speech = speech();
-    let call = run(2, 8.0, &[], &speech);
-    println!("1:1, 8 s, wall {:?}", call.wall);
-    print_party(&call, 0);
-    print_party(&call, 1);
+    let call = run_printed("1:1, 8 s", 2, 8.0, &[], &speech);
     let (alice, bob) = (ids(0, 0), ids(1, 0));
     for (viewer, sender) in [(1usize, alice), (0, bob)] {
         let (sent, _) = call.parties[1 - viewer].stats.clone().expect("stats");
         let r = remote_stats(&call, viewer, sender.audio);
-        // Every picture sent was decoded but the last few in flight at the end.
+        // Every picture sent was decoded but the last few in flight at the end: up to
+        // 200 ms of them (a loss repaired by NACK raises the video buffer's delay to about
+        // 110 ms; which packets the network drops depends on every packet sent, probe
+        // padding included).
         assert!(
-            r.video_frames_decoded + 3 >= sent.video_frames_encoded
+            r.video_frames_decoded + 6 >= sent.video_frames_encoded
                 && r.video_frames_decoded <= sent.video_frames_encoded,
             "{} decoded of {} sent",
             r.video_frames_decoded,
@@ -601,10 +617,7 @@ fn camera_off_and_on() {
         (3.0, 0, Action::Camera(false)),
         (6.0, 0, Action::Camera(true)),
     ];
-    let call = run(2, 9.0, &script, &speech);
-    println!("camera off 3-6 s, wall {:?}", call.wall);
-    print_party(&call, 0);
-    print_party(&call, 1);
+    let call = run_printed("camera off 3-6 s", 2, 9.0, &script, &speech);
     let alice = ids(0, 0);
     // Nothing leaves for video while off (the pacer's queue drains within milliseconds).
     let while_off = call.parties[0]
@@ -667,10 +680,13 @@ fn video_to_audio_and_back() {
         (6.0, 0, Action::VideoCall(true)),
         (6.0, 1, Action::VideoCall(true)),
     ];
-    let call = run(2, 9.0, &script, &speech);
-    println!("video → audio at 3 s → video at 6 s, wall {:?}", call.wall);
-    print_party(&call, 0);
-    print_party(&call, 1);
+    let call = run_printed(
+        "video → audio at 3 s → video at 6 s",
+        2,
+        9.0,
+        &script,
+        &speech,
+    );
     for viewer in 0..2 {
         let sender = ids(1 - viewer, 0);
         let sent_in_audio = call.parties[1 - viewer]
@@ -728,14 +744,9 @@ fn four_party_video_with_a_leave_and_rejoin() {
         (7.0, 0, Action::Subscribe(1, false)),
         (8.0, 0, Action::Subscribe(1, true)),
     ];
-    let call = run(4, 10.0, &script, &speech);
-    println!(
-        "4-party, participant 3 leaves at 5 s, rejoins at 6 s; 0 stops receiving 1's video 7-8 s, wall {:?}",
-        call.wall
-    );
-    for i in 0..4 {
-        print_party(&call, i);
-    }
+    let title =
+        "4-party, participant 3 leaves at 5 s, rejoins at 6 s; 0 stops receiving 1's video 7-8 s";
+    let call = run_printed(title, 4, 10.0, &script, &speech);
     let d0 = ids(3, 0).audio;
     let d1 = ids(3, 1).audio;
     for viewer in 0..3 {
@@ -831,14 +842,8 @@ fn a_small_receive_budget_is_split_towards_the_pinned_remote() {
         (0.0, 0, Action::ReceiveBudget(600_000)),
         (0.0, 0, Action::Pin(2)),
     ];
-    let call = run(3, 12.0, &script, &speech);
-    println!(
-        "3-party, participant 0 with a 600 kbit/s budget, 2 pinned; wall {:?}",
-        call.wall
-    );
-    for i in 0..3 {
-        print_party(&call, i);
-    }
+    let title = "3-party, participant 0 with a 600 kbit/s budget, 2 pinned";
+    let call = run_printed(title, 3, 12.0, &script, &speech);
     let (one, two) = (ids(1, 0).audio, ids(2, 0).audio);
     let from_one = remote_stats(&call, 0, one);
     let from_two = remote_stats(&call, 0, two);

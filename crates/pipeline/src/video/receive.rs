@@ -198,8 +198,10 @@ pub struct VideoReceiveStats {
     pub packets_received: u64,
     /// RTP bytes received (media, RTX and FEC).
     pub bytes_received: u64,
-    /// RTX packets received.
+    /// RTX packets received (padding not included).
     pub rtx_received: u64,
+    /// Padding-only packets on the RTX stream (a sender's bandwidth probe), dropped.
+    pub padding_received: u64,
     /// FEC packets received.
     pub fec_received: u64,
     /// Media packets rebuilt by FlexFEC.
@@ -482,6 +484,7 @@ impl VideoReceivePath {
             packets_received: 0,
             bytes_received: 0,
             rtx_received: 0,
+            padding_received: 0,
             fec_received: 0,
             fec_recovered: 0,
             packets_lost_before_recovery: 0,
@@ -622,6 +625,12 @@ impl VideoReceivePath {
             } else {
                 return unknown;
             };
+            if packet.payload().is_empty() && packet.padding() > 0 {
+                // Padding for a bandwidth probe: its transport-wide sequence number is
+                // what mattered, and the session has already counted it.
+                self.stats.padding_received += 1;
+                return Ok(());
+            }
             self.stats.rtx_received += 1;
             let mut restored = std::mem::take(&mut self.restored);
             let result = rtx.unwrap(datagram, &mut restored);
@@ -1206,6 +1215,15 @@ mod tests {
         assert!(receiver.handle_rtp(&[0u8; 1600], t0).is_err());
         assert_eq!(receiver.stats(t0).packets_refused, 4);
         assert!(receiver.report_block(t0).is_none());
+        // Padding on the RTX stream (a sender's probe) is no error, and no retransmission.
+        RtpPacketBuilder::new(97, 7, 0, RTX)
+            .padding(200)
+            .write_vec(&mut packet)
+            .expect("rtp");
+        receiver.handle_rtp(&packet, t0).expect("padding is fine");
+        let stats = receiver.stats(t0);
+        assert_eq!((stats.padding_received, stats.rtx_received), (1, 0));
+        assert_eq!(stats.packets_refused, 4);
     }
 
     #[test]

@@ -45,7 +45,7 @@ use super::scale::{FrameScaler, plan_fit};
 use super::stats::RateMeter;
 use super::{
     DEFAULT_FEC_PT, DEFAULT_H264_PT, DEFAULT_H264_RTX_PT, DEFAULT_MTU, DEFAULT_TRANSPORT_CC_ID,
-    OutgoingPacket, VIDEO_CLOCK_RATE,
+    OutgoingPacket, TRANSPORT_CC_OFFSET, VIDEO_CLOCK_RATE,
 };
 
 /// Most sequence numbers taken from one NACK packet (a hostile one could list far more).
@@ -268,6 +268,10 @@ pub struct VideoSendStats {
     pub packets_sent: u64,
     /// Media bytes sent (whole RTP packets).
     pub bytes_sent: u64,
+    /// Padding packets made for bandwidth probes ([`VideoSendPath::padding_packet`]).
+    pub padding_packets: u64,
+    /// Their bytes (whole RTP packets).
+    pub padding_bytes: u64,
     /// NACK packets received for our stream.
     pub nacks_received: u64,
     /// Sequence numbers they listed.
@@ -420,6 +424,8 @@ impl VideoSendPath {
             keyframe_requests_ignored: 0,
             packets_sent: 0,
             bytes_sent: 0,
+            padding_packets: 0,
+            padding_bytes: 0,
             nacks_received: 0,
             nacked_packets: 0,
             retransmissions: 0,
@@ -951,6 +957,53 @@ impl VideoSendPath {
         self.queue.pop_front()
     }
 
+    /// Whether [`padding_packet`](Self::padding_packet) can make padding: video on, with
+    /// RTX, and a picture sent (padding carries its RTP timestamp).
+    pub fn can_pad(&self) -> bool {
+        self.enabled && self.config.nack && self.last_timestamp.is_some()
+    }
+
+    /// Whether video could use a higher rate: its allocation is below the cap of its
+    /// largest rung (a bandwidth probe is worth its padding only then).
+    pub fn wants_more_rate(&self) -> bool {
+        self.enabled && self.allocation.video_bps < self.config.allocation.max_video_bps
+    }
+
+    /// A padding-only packet of `size_bytes` (within [`MIN_PADDING_PACKET`] and
+    /// [`MAX_PADDING_PACKET`]) on the RTX stream, for the pacer's bandwidth probes: RTP
+    /// padding and no payload (RFC 4588 allows it; a receiver counts its transport-wide
+    /// sequence number and drops it), with the transport-cc slot as every video packet,
+    /// class [`PacketClass::Padding`]. `None` when [`can_pad`](Self::can_pad) is false.
+    pub fn padding_packet(&mut self, size_bytes: usize) -> Option<OutgoingPacket> {
+        if !self.can_pad() {
+            return None;
+        }
+        let timestamp = self.last_timestamp?;
+        let slot = [0u8; 2];
+        let elements = [Extension::new(self.config.transport_cc_id, &slot)];
+        let padding = size_bytes.clamp(MIN_PADDING_PACKET, MAX_PADDING_PACKET) - PADDING_HEADER;
+        let mut data = self.pool.pop().unwrap_or_default();
+        let built = RtpPacketBuilder::new(
+            self.config.rtx_payload_type,
+            self.rtx.take_sequence(),
+            timestamp,
+            self.config.rtx_ssrc,
+        )
+        .extensions(&elements)
+        .padding(u8::try_from(padding).unwrap_or(u8::MAX))
+        .write_vec(&mut data);
+        if built.is_err() {
+            give_back(&mut self.pool, data);
+            return None;
+        }
+        self.stats.padding_packets += 1;
+        self.stats.padding_bytes += data.len() as u64;
+        Some(OutgoingPacket {
+            class: PacketClass::Padding,
+            data,
+        })
+    }
+
     /// Gives a packet buffer back for reuse.
     pub fn recycle(&mut self, buffer: Vec<u8>) {
         give_back(&mut self.pool, buffer);
@@ -1004,6 +1057,13 @@ impl VideoSendPath {
         }
     }
 }
+
+/// A padding packet's RTP header with the transport-cc extension block.
+const PADDING_HEADER: usize = TRANSPORT_CC_OFFSET + 3;
+/// Smallest padding packet: the header and one byte of padding (its count).
+pub const MIN_PADDING_PACKET: usize = PADDING_HEADER + 1;
+/// Largest padding packet: RTP padding holds at most 255 bytes.
+pub const MAX_PADDING_PACKET: usize = PADDING_HEADER + 255;
 
 /// Keeps `buffer` for reuse while the pool has room.
 fn give_back(pool: &mut Vec<Vec<u8>>, mut buffer: Vec<u8>) {
@@ -1174,6 +1234,65 @@ mod tests {
         );
         assert!(stats.retransmissions >= 1);
         assert!(path.handle_rtcp(&[1, 2, 3], t0).is_err());
+    }
+
+    #[test]
+    fn padding_for_probes_goes_on_the_rtx_stream_in_its_sequence() {
+        let t0 = Instant::now();
+        let mut path = path(800_000, t0);
+        path.set_rtt(Duration::from_millis(50));
+        // Nothing to take a timestamp from before the first picture.
+        assert!(!path.can_pad());
+        assert!(path.padding_packet(250).is_none());
+        let mut camera = TestPattern::new(Resolution::P360, 30);
+        path.push_frame(&camera.next_frame(), t0).expect("sent");
+        let media = drain(&mut path);
+        let first = RtpPacket::parse(&media[0].data).expect("rtp");
+        assert!(path.can_pad());
+        let sizes = [250, 10, 5000];
+        let mut sequences = Vec::new();
+        for size in sizes {
+            let mut padding = path.padding_packet(size).expect("padding");
+            assert_eq!(padding.class, PacketClass::Padding);
+            assert_eq!(
+                padding.data.len(),
+                size.clamp(MIN_PADDING_PACKET, MAX_PADDING_PACKET)
+            );
+            padding.set_transport_sequence(0xBEEF);
+            let rtp = RtpPacket::parse(&padding.data).expect("rtp");
+            assert_eq!((rtp.ssrc(), rtp.payload_type()), (RTX, 97));
+            assert_eq!(rtp.timestamp(), first.timestamp());
+            assert!(rtp.payload().is_empty() && rtp.padding() > 0);
+            let map = tincan_rtp::extension::ExtensionMap::new()
+                .with(
+                    DEFAULT_TRANSPORT_CC_ID,
+                    tincan_rtp::extension::ExtensionKind::TransportCc,
+                )
+                .expect("map");
+            let tcc = tincan_rtp::extension::KnownExtensions::read(&rtp, &map)
+                .expect("extensions")
+                .transport_cc;
+            assert_eq!(tcc.map(|t| t.0), Some(0xBEEF));
+            sequences.push(rtp.sequence_number().0);
+        }
+        // A retransmission takes the next RTX sequence number after the padding's.
+        let mut rtcp = Vec::new();
+        RtcpWriter::new(&mut rtcp)
+            .nack(0x99, MEDIA, &[first.sequence_number().0])
+            .expect("nack");
+        path.handle_rtcp(&rtcp, at(t0, 60)).expect("rtcp");
+        let resent = drain(&mut path);
+        let rtx = RtpPacket::parse(&resent[0].data).expect("rtp");
+        sequences.push(rtx.sequence_number().0);
+        assert!(
+            sequences.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+            "{sequences:?}"
+        );
+        let stats = path.stats(at(t0, 60));
+        assert_eq!(stats.padding_packets, 3);
+        // Switched off: no padding.
+        path.set_enabled(false);
+        assert!(path.padding_packet(250).is_none());
     }
 
     #[test]
