@@ -332,4 +332,33 @@ mod tests {
         rs.remove(2);
         assert!(rs.get(2).is_none());
     }
+
+    #[test]
+    fn only_the_limiting_controller_probes_and_each_numbers_its_own_clusters() {
+        let t0 = Instant::now();
+        let range = |id: u32| id >> PROBE_ID_BITS;
+        // Two receivers heard before any timer: the first takes the initial controller
+        // (ids from 0), the second gets a fresh one (ids from 1 << PROBE_ID_BITS). At
+        // equal targets the first is the limiting one: only its start clusters go out.
+        let mut rs = Receivers::new(ControllerConfig::default(), t0).unwrap();
+        rs.heard(1, t0).unwrap();
+        rs.heard(2, t0).unwrap();
+        let mut clusters = Vec::new();
+        rs.handle_timeout(t0, true, |c| clusters.push(c));
+        assert!(!clusters.is_empty());
+        assert!(clusters.iter().all(|c| range(c.id) == 0), "{clusters:?}");
+        // Nothing to pad with: nothing goes out, and nothing is left pending either.
+        let mut rs = Receivers::new(ControllerConfig::default(), t0).unwrap();
+        rs.handle_timeout(t0, false, |c| clusters.push(c));
+        assert_eq!(rs.poll_timeout(), None);
+        // A fresh controller (the initial one went with a receiver that left) probes in
+        // its own range.
+        rs.heard(1, t0).unwrap();
+        rs.remove(1);
+        rs.heard(2, t0).unwrap();
+        clusters.clear();
+        rs.handle_timeout(t0, true, |c| clusters.push(c));
+        assert!(!clusters.is_empty());
+        assert!(clusters.iter().all(|c| range(c.id) == 1), "{clusters:?}");
+    }
 }
