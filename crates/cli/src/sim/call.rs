@@ -272,6 +272,7 @@ impl Participant {
                 Output::Event(event) => {
                     let at = now - self.origin;
                     if let Some((talker, point)) = record_event(self, event, at)
+                        && talker_of(self.ssrc) != Some(talker)
                         && let Some(direction) = self.inbound.get_mut(talker)
                     {
                         direction.remote.push(point);
@@ -305,11 +306,7 @@ impl Participant {
 
     /// Whether a delivery or its timer is due at `now`.
     fn has_due(&self, now: Instant) -> bool {
-        (self.present && self.timeout <= now)
-            || self
-                .inbound
-                .iter()
-                .any(|d| d.deadline.is_some_and(|at| at <= now))
+        self.next_due().is_some_and(|at| at <= now)
     }
 
     /// Hands its session what its links deliver at `now` (talker by talker, in order),
@@ -430,10 +427,10 @@ pub fn run(setup: CallSetup) -> Result<Report, SimError> {
             value: setup.threads.to_string(),
             expected: e.to_string(),
         })?;
-    pool.install(|| run_on_pool(setup))
+    pool.install(|| run_on_pool(setup, lookahead))
 }
 
-fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
+fn run_on_pool(setup: CallSetup, lookahead: Duration) -> Result<Report, SimError> {
     let n = setup.participants;
     let t0 = Instant::now();
     let mut relay = Relay::new(n).map_err(|e| SimError::Invalid {
@@ -523,7 +520,6 @@ fn run_on_pool(setup: CallSetup) -> Result<Report, SimError> {
             });
         }
     }
-    let lookahead = lookahead(&setup.links, n);
     let mut measurer = Measurer::new(n, setup.schedule);
     let samples = |d: Duration| d.as_millis() as u64 * u64::from(SAMPLE_RATE) / 1000;
     for absence in &setup.absences {
