@@ -1,7 +1,7 @@
 //! `tincan lab denoise` end to end on one short clip: the manifest lists the clean run and
 //! each noisy one with WAVs that exist, and the Rust-side figures hold: suppression raises
-//! the segmental SNR of speech in 5 dB noise, clean speech comes through nearly unchanged,
-//! and the VAD agrees with the energy reference of the clean speech. (PESQ and STOI need
+//! the segmental SNR of speech in 5 dB noise, the band limit acts on the noisy runs and not
+//! on the clean one, clean speech comes through nearly unchanged, and the VAD agrees with the energy reference of the clean speech. (PESQ and STOI need
 //! Python: `cargo xtask quality DIR`, see docs/DENOISE.md.)
 
 mod common;
@@ -56,9 +56,20 @@ fn lab_denoise_improves_noisy_speech_and_keeps_clean_speech() {
     for noise in ["white", "brown"] {
         let run = runs.iter().find(|r| r["noise"] == noise).expect(noise);
         assert_eq!(run["snr_db"], 5.0);
+        // Segmental SNR compares waveforms sample by sample, so it also counts the band
+        // limit's phase shift below its cutoff (an 8th-order low-pass delays speech by about
+        // 0.4 ms) as error, which the ear and PESQ do not: in white noise +3.1 dB with the
+        // limit, +6.8 dB without it, while PESQ-WB rises.
         let gain = figure(run, "segsnr_out_db") - figure(run, "segsnr_in_db");
-        assert!(gain > 4.0, "{noise}: segmental SNR +{gain:.1} dB: {run}");
+        assert!(gain > 2.0, "{noise}: segmental SNR +{gain:.1} dB: {run}");
         assert!(figure(run, "vad_agreement") >= 0.75, "{noise}: {run}");
     }
+    // The clip is narrowband (8 kHz, brought to 16 kHz) and white noise is not: the band
+    // limit low-passes the noise above its speech once it has heard enough of it. (Brown
+    // noise leaves little above 4 kHz; on this clip the limit finds nothing worth it.)
+    let white = runs.iter().find(|r| r["noise"] == "white").expect("white");
+    assert!(figure(white, "band_limited") > 0.3, "{white}");
+    // Clean speech has no noise above it to remove.
+    assert_eq!(figure(clean, "band_limited"), 0.0, "{clean}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,17 +22,10 @@
 //!
 //! Everything is a handful of floats per frame: no allocation, no added delay.
 
+use crate::minimum::{MinimumStatistics, power_db};
+
 /// The nominal active speech level assumed until speech has been heard (ITU-T P.56).
 pub const NOMINAL_SPEECH_DBOV: f32 = -26.0;
-/// Frame levels are floored here (digital silence).
-const FLOOR_DB: f32 = -100.0;
-/// Sub-windows of the minimum statistics.
-const NOISE_WINDOWS: usize = 8;
-/// Frames the power is averaged over before the minimum is taken (30 ms; a moving average,
-/// so a 200 ms pause reaches the floor, where a one-pole smoother's tail would not).
-const POWER_FRAMES: usize = 3;
-/// Frames per sub-window (400 ms).
-const NOISE_WINDOW_FRAMES: u32 = 40;
 /// Per-frame weight of a speech frame in the speech level (about 200 ms).
 const SPEECH_WEIGHT: f32 = 0.05;
 /// RNNoise probability above which a frame counts as speech for the level estimates.
@@ -87,12 +80,7 @@ pub struct SuppressionControl {
     config: AdaptiveConfig,
     /// Per-frame smoothing weight of the strength.
     strength_weight: f32,
-    noise_db: f32,
-    recent_power: [f64; POWER_FRAMES],
-    /// Minimum of each completed sub-window, and of the current one.
-    window_minima: [f32; NOISE_WINDOWS],
-    current_minimum: f32,
-    window_frames: u32,
+    noise: MinimumStatistics,
     speech_db: f32,
     started: bool,
     strength: f32,
@@ -118,11 +106,7 @@ impl SuppressionControl {
         Self {
             config,
             strength_weight: 10.0 / smoothing_ms,
-            noise_db: FLOOR_DB,
-            recent_power: [0.0; POWER_FRAMES],
-            window_minima: [f32::INFINITY; NOISE_WINDOWS],
-            current_minimum: f32::INFINITY,
-            window_frames: 0,
+            noise: MinimumStatistics::new(),
             speech_db: NOMINAL_SPEECH_DBOV,
             started: false,
             strength: 1.0,
@@ -131,7 +115,7 @@ impl SuppressionControl {
 
     /// Estimated noise floor, dB relative to full scale.
     pub fn noise_db(&self) -> f32 {
-        self.noise_db
+        self.noise.floor_db()
     }
 
     /// Estimated speech level, dB relative to full scale.
@@ -147,42 +131,19 @@ impl SuppressionControl {
         } else {
             0.0
         };
-        let to_db = |power: f64| {
-            if power > 0.0 {
-                ((10.0 * power.log10()) as f32).max(FLOOR_DB)
-            } else {
-                FLOOR_DB
-            }
-        };
-        let level = to_db(mean_square);
-        if !self.started {
-            self.recent_power = [mean_square; POWER_FRAMES];
-        }
-        self.recent_power.rotate_left(1);
-        self.recent_power[POWER_FRAMES - 1] = mean_square;
-        let smoothed_level = to_db(self.recent_power.iter().sum::<f64>() / POWER_FRAMES as f64);
+        let level = power_db(mean_square);
+        self.noise.update(mean_square);
+        let noise_db = self.noise.floor_db();
         let probability = if probability.is_finite() {
             probability.clamp(0.0, 1.0)
         } else {
             0.0
         };
         let speech = probability >= SPEECH_PROBABILITY;
-        self.current_minimum = self.current_minimum.min(smoothed_level);
-        self.window_frames += 1;
-        self.noise_db = self
-            .window_minima
-            .iter()
-            .fold(self.current_minimum, |a, &b| a.min(b));
-        if self.window_frames == NOISE_WINDOW_FRAMES {
-            self.window_minima.rotate_left(1);
-            self.window_minima[NOISE_WINDOWS - 1] = self.current_minimum;
-            self.current_minimum = f32::INFINITY;
-            self.window_frames = 0;
-        }
-        if speech && level > self.noise_db + SPEECH_ABOVE_NOISE_DB {
+        if speech && level > noise_db + SPEECH_ABOVE_NOISE_DB {
             self.speech_db += SPEECH_WEIGHT * (level - self.speech_db);
         }
-        let snr_db = (self.speech_db - self.noise_db).clamp(-20.0, 100.0);
+        let snr_db = (self.speech_db - noise_db).clamp(-20.0, 100.0);
         let target = ((self.config.clean_snr_db - snr_db)
             / (self.config.clean_snr_db - self.config.full_snr_db))
             .clamp(0.0, 1.0);

@@ -9,7 +9,8 @@
 //!   stream) is muted. Mono and stereo (one RNNoise per channel). Strength mixes the
 //!   suppressed and the original signal; by default it adapts to the input's estimated SNR
 //!   ([`adaptive`]: full in noise, none on clean speech, which RNNoise would only dull);
-//!   bypass keeps the delay and measures only.
+//!   bypass keeps the delay and measures only. Above the talker's speech, where the input
+//!   holds only noise, a low-pass removes what RNNoise leaves ([`bandwidth`]).
 //! - **Voice activity** ([`VoiceActivityDetector`]) smooths RNNoise's speech probability and
 //!   adds hysteresis and a 200 ms hangover.
 //! - **Levels**: the RFC 6464 level per packet ([`VoiceProcessor::take_packet_audio_level`])
@@ -49,13 +50,16 @@
 
 pub mod adaptive;
 pub mod agc;
+pub mod bandwidth;
 pub mod error;
 pub mod level;
+mod minimum;
 pub mod processor;
 pub mod vad;
 
 pub use adaptive::{AdaptiveConfig, SuppressionControl};
 pub use agc::AutomaticGainControl;
+pub use bandwidth::BandwidthDetector;
 pub use error::{DenoiseError, Result};
 pub use level::audio_level;
 pub use processor::{FrameReport, SUPPORTED_RATES, VoiceConfig, VoiceProcessor};

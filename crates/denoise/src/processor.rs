@@ -8,6 +8,7 @@ use tincan_media::Channels;
 
 use crate::adaptive::{AdaptiveConfig, SuppressionControl};
 use crate::agc::{AutomaticGainControl, DEFAULT_MIN_GAIN_DB};
+use crate::bandwidth::{BandLimiter, BandwidthDetector};
 use crate::error::{DenoiseError, Result};
 use crate::level::LevelMeter;
 use crate::vad::{DEFAULT_HANGOVER_FRAMES, VoiceActivityDetector};
@@ -53,6 +54,7 @@ pub struct VoiceConfig {
     agc: Option<(f32, f32)>,
     vad_hangover_frames: u32,
     bypass: bool,
+    band_limit: bool,
 }
 
 impl VoiceConfig {
@@ -68,6 +70,7 @@ impl VoiceConfig {
             agc: None,
             vad_hangover_frames: DEFAULT_HANGOVER_FRAMES,
             bypass: false,
+            band_limit: true,
         }
     }
 
@@ -97,6 +100,13 @@ impl VoiceConfig {
     /// 10 ms frames that "speaking" lasts after the speech probability drops.
     pub fn with_vad_hangover_frames(mut self, frames: u32) -> Self {
         self.vad_hangover_frames = frames;
+        self
+    }
+
+    /// The band limit ([`crate::bandwidth`], on by default): a low-pass above the talker's
+    /// speech where the input holds only noise.
+    pub fn with_band_limit(mut self, band_limit: bool) -> Self {
+        self.band_limit = band_limit;
         self
     }
 
@@ -147,6 +157,10 @@ pub struct FrameReport {
     pub suppression: f32,
     /// The adaptive control's estimated SNR of the input, dB (`NaN`-free; 0 when off).
     pub estimated_snr_db: f32,
+    /// The low-pass applied to this frame's output, Hz ([`crate::bandwidth`]): `None` when
+    /// no band above the talker's speech holds noise, in bypass, at strength 0, and with the
+    /// band limit off.
+    pub band_limit_hz: Option<u32>,
     /// AGC gain applied, dB (0 with the AGC off).
     pub gain_db: f32,
     /// Input samples that were NaN, infinite or beyond full scale and were replaced (by 0)
@@ -227,6 +241,11 @@ pub struct VoiceProcessor {
     strength: f32,
     bypass: bool,
     adaptive: Option<SuppressionControl>,
+    /// The talker's speech bandwidth and the low-pass above it; `None` with the band limit
+    /// off.
+    band_limit: Option<(BandwidthDetector, BandLimiter)>,
+    /// Where the output's content ends: half the processor's rate.
+    nyquist_hz: u32,
     /// One RNNoise per channel.
     denoisers: Vec<Box<DenoiseState<'static>>>,
     /// To 48 kHz and back; `None` at 48 kHz.
@@ -347,6 +366,13 @@ impl VoiceProcessor {
             strength: config.strength,
             bypass: config.bypass,
             adaptive: config.adaptive.map(SuppressionControl::new),
+            band_limit: config.band_limit.then(|| {
+                (
+                    BandwidthDetector::new(),
+                    BandLimiter::new(rate, channels, frame_samples),
+                )
+            }),
+            nyquist_hz: rate / 2,
             denoisers: (0..channels).map(|_| DenoiseState::new()).collect(),
             resamplers,
             model_in: vec![0.0; MODEL_FRAME * channels],
@@ -502,6 +528,13 @@ impl VoiceProcessor {
             };
         }
 
+        let mut band_limit_hz = None;
+        if let Some((detector, limiter)) = self.band_limit.as_mut() {
+            let wanted = detector.limit_hz().filter(|_| wet_weight > 0.0);
+            limiter.process(frame, wanted);
+            band_limit_hz = limiter.cutoff_hz();
+        }
+
         let mut gain_db = 0.0;
         if let Some(agc) = self.agc.as_mut().filter(|_| !self.bypass) {
             agc.process(frame, speaking);
@@ -515,6 +548,7 @@ impl VoiceProcessor {
             volume,
             suppression: wet_weight,
             estimated_snr_db,
+            band_limit_hz,
             gain_db,
             sanitised_samples,
         })
@@ -565,7 +599,11 @@ impl VoiceProcessor {
             Some((_, down)) => down.process(&self.model_out, &mut self.wet)?,
             None => self.wet.copy_from_slice(&self.model_out),
         }
-        Ok(probability.clamp(0.0, 1.0))
+        let probability = probability.clamp(0.0, 1.0);
+        if let Some((detector, _)) = self.band_limit.as_mut() {
+            detector.update(&self.model_in, self.channels, probability, self.nyquist_hz);
+        }
+        Ok(probability)
     }
 }
 

@@ -35,7 +35,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 use tincan_codec::resample::resample_all;
-use tincan_denoise::{AdaptiveConfig, VoiceConfig, VoiceProcessor};
+use tincan_denoise::{AdaptiveConfig, FrameReport, VoiceConfig, VoiceProcessor};
 use tincan_media::{AudioFormat, AudioFrame, Channels, wav};
 
 use super::LabError;
@@ -88,6 +88,9 @@ pub struct DenoiseArgs {
     /// Turns the processor's noise-adaptive strength off: the strength is applied as given.
     #[arg(long)]
     fixed_strength: bool,
+    /// Turns the processor's band limit off (the low-pass above the talker's speech).
+    #[arg(long)]
+    no_band_limit: bool,
     /// Seed of the generated noises.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -122,6 +125,8 @@ struct RunEntry {
     suppression: f64,
     /// The adaptive control's mean estimated SNR over those frames, dB.
     estimated_snr_db: f64,
+    /// Share of those frames whose output was low-passed by the band limit.
+    band_limited: f64,
     seconds: f64,
 }
 
@@ -135,6 +140,8 @@ struct Manifest {
     strength: f32,
     /// Whether the noise-adaptive strength was on.
     adaptive: bool,
+    /// Whether the band limit was on.
+    band_limit: bool,
     latency_ms: f64,
     noise_sources: String,
     speech_level_dbov: f64,
@@ -364,9 +371,9 @@ fn agreement(flags: &[bool], reference: &[bool]) -> f64 {
 
 /// Runs `input` (16 kHz) through a fresh processor at `rate`; returns the output aligned
 /// with the input (16 kHz, same length) and the VAD flag of every 10 ms input frame.
-/// What [`process`] gives: the aligned output, the VAD flag, the suppression share and the
-/// estimated SNR of every 10 ms input frame.
-type Processed = (Vec<f32>, Vec<bool>, Vec<f32>, Vec<f32>);
+/// What [`process`] gives: the aligned output, and per 10 ms input frame the VAD flag and
+/// the processor's report.
+type Processed = (Vec<f32>, Vec<bool>, Vec<FrameReport>);
 
 fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
     let rate = config.sample_rate();
@@ -383,8 +390,7 @@ fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
     let frames = at_rate.len().div_ceil(size) + latency.div_ceil(size);
     let mut output = Vec::with_capacity(frames * size);
     let mut flags = Vec::with_capacity(frames);
-    let mut suppression = Vec::with_capacity(frames);
-    let mut snr = Vec::with_capacity(frames);
+    let mut reports = Vec::with_capacity(frames);
     let mut frame = vec![0.0f32; size];
     for k in 0..frames {
         let start = (k * size).min(at_rate.len());
@@ -393,8 +399,7 @@ fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
         frame[..end - start].copy_from_slice(&at_rate[start..end]);
         let report = processor.process(&mut frame)?;
         flags.push(report.speaking);
-        suppression.push(report.suppression);
-        snr.push(report.estimated_snr_db);
+        reports.push(report);
         output.extend_from_slice(&frame);
     }
     let aligned = output[latency..latency + at_rate.len()].to_vec();
@@ -408,9 +413,8 @@ fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
     };
     // At 48 kHz a processor frame is 10 ms too, so the per-frame figures line up.
     flags.truncate(input.len() / FRAME);
-    suppression.truncate(input.len() / FRAME);
-    snr.truncate(input.len() / FRAME);
-    Ok((aligned, flags, suppression, snr))
+    reports.truncate(input.len() / FRAME);
+    Ok((aligned, flags, reports))
 }
 
 fn write_16k(path: &Path, samples: &[f32]) -> Result<(), LabError> {
@@ -485,7 +489,8 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
     let adaptive = (!args.fixed_strength).then(AdaptiveConfig::default);
     let config = VoiceConfig::new(args.rate, Channels::Mono)
         .with_strength(args.strength)
-        .with_adaptive(adaptive);
+        .with_adaptive(adaptive)
+        .with_band_limit(!args.no_band_limit);
     let latency_ms = {
         let probe = VoiceProcessor::new(&config)?;
         probe.latency_samples() as f64 * 1000.0 / f64::from(args.rate)
@@ -545,13 +550,13 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
                 None => format!("{}_clean", clip.name),
                 Some(snr) => format!("{}_{noise_name}_{snr}dB", clip.name),
             };
-            let (output, flags, suppression, est_snr) = process(&input, &config)?;
-            let over_speech = |values: &[f32]| {
-                let picked: Vec<f64> = values
+            let (output, flags, reports) = process(&input, &config)?;
+            let over_speech = |value: fn(&FrameReport) -> f32| {
+                let picked: Vec<f64> = reports
                     .iter()
                     .zip(&clip.energetic)
                     .filter(|&(_, &e)| e)
-                    .map(|(&v, _)| f64::from(v))
+                    .map(|(r, _)| f64::from(value(r)))
                     .collect();
                 picked.iter().sum::<f64>() / picked.len().max(1) as f64
             };
@@ -573,8 +578,9 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
                 reference_speech_share: clip.talkspurt.iter().filter(|&&t| t).count() as f64
                     / clip.talkspurt.len().max(1) as f64,
                 level_change_db: 10.0 * (mean_square(&output) / mean_square(&input)).log10(),
-                suppression: over_speech(&suppression),
-                estimated_snr_db: over_speech(&est_snr),
+                suppression: over_speech(|r| r.suppression),
+                estimated_snr_db: over_speech(|r| r.estimated_snr_db),
+                band_limited: over_speech(|r| f32::from(u8::from(r.band_limit_hz.is_some()))),
                 seconds,
             });
         }
@@ -586,6 +592,7 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
         processing_rate: args.rate,
         strength: args.strength,
         adaptive: adaptive.is_some(),
+        band_limit: !args.no_band_limit,
         latency_ms,
         noise_sources: format!(
             "generated (seed {}): white, pink, brown, babble of {BABBLE_TALKERS} talkers from the other clips; recorded: {}",
@@ -622,13 +629,18 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
 /// Means over clips, one row per noise and SNR.
 fn table(manifest: &Manifest) -> String {
     let mut out = format!(
-        "tincan lab denoise: processor at {} Hz, strength {}{}, latency {:.1} ms\n{:<10} {:>6} {:>6} {:>12} {:>13} {:>10} {:>10} {:>9} {:>6} {:>7}\n",
+        "tincan lab denoise: processor at {} Hz, strength {}{}{}, latency {:.1} ms\n{:<10} {:>6} {:>6} {:>12} {:>13} {:>10} {:>10} {:>9} {:>6} {:>7} {:>7}\n",
         manifest.processing_rate,
         manifest.strength,
         if manifest.adaptive {
             " (noise-adaptive)"
         } else {
             " (fixed)"
+        },
+        if manifest.band_limit {
+            ", band limit on"
+        } else {
+            ", band limit off"
         },
         manifest.latency_ms,
         "noise",
@@ -641,6 +653,7 @@ fn table(manifest: &Manifest) -> String {
         "level dB",
         "supp",
         "estSNR",
+        "limited",
     );
     let mut keys: Vec<(String, Option<f64>)> = Vec::new();
     for run in &manifest.runs {
@@ -658,7 +671,7 @@ fn table(manifest: &Manifest) -> String {
         let mean =
             |f: fn(&RunEntry) -> f64| runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64;
         out += &format!(
-            "{:<10} {:>6} {:>6} {:>12.2} {:>13.2} {:>9.1}% {:>9.1}% {:>9.2} {:>6.2} {:>7.1}\n",
+            "{:<10} {:>6} {:>6} {:>12.2} {:>13.2} {:>9.1}% {:>9.1}% {:>9.2} {:>6.2} {:>7.1} {:>6.0}%\n",
             noise,
             snr.map_or_else(|| "clean".to_owned(), |s| format!("{s}")),
             runs.len(),
@@ -669,6 +682,7 @@ fn table(manifest: &Manifest) -> String {
             mean(|r| r.level_change_db),
             mean(|r| r.suppression),
             mean(|r| r.estimated_snr_db),
+            100.0 * mean(|r| r.band_limited),
         );
     }
     out
