@@ -7,12 +7,13 @@
 //! keeps a hiss above their speech for as long as they talk. The [`BandwidthDetector`]
 //! finds those bands: per 10 ms frame it measures, at 48 kHz, the level of each band
 //! between 4 and 20 kHz (Opus's bandwidth steps: 4, 6, 8, 12, 16 and 20 kHz), tracks each
-//! band's noise floor by [minimum statistics](crate::minimum) and counts, over the frames
-//! RNNoise calls speech, how often the band stands [`HIT_ABOVE_FLOOR_DB`] above its floor.
-//! A band where speech almost never does so carries no speech that can be heard over the
-//! noise. The talker's speech bandwidth is the top of the highest band that does carry
+//! band's noise level (its mean power over the frames RNNoise does not call speech, capped
+//! at 3 dB over its floor by minimum statistics, which stands in until RNNoise has called
+//! enough frames non-speech) and counts, over the frames RNNoise calls speech, how often the
+//! band stands [`HIT_ABOVE_NOISE_DB`] above its noise. A band where speech almost never
+//! does so carries no speech that can be heard over the noise. The talker's speech bandwidth is the top of the highest band that does carry
 //! speech (never below 4 kHz, the telephone band); when some band above it holds noise
-//! worth removing, the [`BandLimiter`] low-passes the output there (an 8th-order
+//! worth removing, the processor low-passes its output there (an 8th-order
 //! Butterworth: no added delay, a few multiplications per sample). Clean input is never
 //! filtered: its high bands hold no noise to remove.
 //!
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::minimum::MinimumStatistics;
+use crate::minimum::{MinimumStatistics, power_db};
 
 /// Band edges (Hz) above the narrowband telephone band; a limit is always one of them.
 pub const BAND_EDGES_HZ: [u32; 6] = [4_000, 6_000, 8_000, 12_000, 16_000, 20_000];
@@ -37,10 +38,20 @@ const BIN_HZ: u32 = 100;
 /// Bins left out at the bottom of each band, so the window's leakage from strong speech
 /// just under a band does not count as speech in it.
 const GUARD_BINS: usize = 2;
-/// A speech frame is a hit in a band whose 30 ms level stands this far above its floor
-/// (the floor of a noise-only band sits 1-3 dB under its mean level; a hit is beyond the
-/// noise's own swings).
-pub const HIT_ABOVE_FLOOR_DB: f32 = 6.0;
+/// A speech frame is a hit in a band whose 30 ms level stands this far above its noise
+/// level (beyond the noise's own swings: about ±1 dB in a 2 kHz band over 30 ms).
+pub const HIT_ABOVE_NOISE_DB: f32 = 6.0;
+/// Non-speech frames the noise level is averaged over, at most (500 ms).
+const NOISE_FRAMES: u32 = 50;
+/// Non-speech frames from which their mean is the noise level rather than the floor
+/// (RNNoise can call the first second of a noise speech: then the floor stands in).
+const NOISE_FRAMES_TRUSTED: u32 = 10;
+/// The floor of a 30 ms level sits 1-2 dB under a steady noise's mean (the minimum of its
+/// swings); the noise level is taken at most this far above the floor.
+const FLOOR_MARGIN_DB: f32 = 3.0;
+/// Frames at the start of the stream the floor does not see: the resamplers' start-up
+/// leaves them partly empty, which would put the floor under the noise for 3.2 s.
+const START_FRAMES_SKIPPED: u32 = 2;
 /// RNNoise probability from which a frame counts as speech.
 const SPEECH_PROBABILITY: f32 = 0.5;
 /// Speech frames heard before any band is judged (300 ms of speech).
@@ -51,7 +62,7 @@ const RATE_FRAMES: u32 = 100;
 /// A band carries speech from this hit rate up, and no longer below the lower one.
 const CARRIES_SPEECH_FROM: f32 = 0.06;
 const NO_SPEECH_BELOW: f32 = 0.03;
-/// Band floors (dB relative to full scale) below this hold no noise worth a filter.
+/// Band noise levels (dB relative to full scale) below this hold no noise worth a filter.
 pub const NOISE_WORTH_REMOVING_DB: f32 = -75.0;
 /// Least number of frames between two changes of the limit (1 s).
 pub const HOLD_FRAMES: u32 = 100;
@@ -61,8 +72,25 @@ struct Band {
     first_bin: usize,
     end_bin: usize,
     floor: MinimumStatistics,
+    /// Mean power over the last non-speech frames, and how many (up to [`NOISE_FRAMES`]).
+    noise_power: f64,
+    noise_frames: u32,
     hit_rate: f32,
     carries_speech: bool,
+}
+
+impl Band {
+    /// The band's noise level, dB: the mean over non-speech frames, but never more than
+    /// [`FLOOR_MARGIN_DB`] over the floor (RNNoise calls some faint speech non-speech,
+    /// which would raise the mean of a band whose noise is far under its speech).
+    fn noise_db(&self) -> f32 {
+        let ceiling = self.floor.floor_db() + FLOOR_MARGIN_DB;
+        if self.noise_frames >= NOISE_FRAMES_TRUSTED {
+            power_db(self.noise_power).min(ceiling)
+        } else {
+            ceiling
+        }
+    }
 }
 
 /// Finds the bands above the talker's speech (see the [module docs](self)); works on
@@ -75,6 +103,7 @@ pub struct BandwidthDetector {
     scratch: Vec<Complex<f32>>,
     bands: [Band; BANDS],
     speech_frames: u32,
+    frames: u32,
     limit_hz: Option<u32>,
     frames_since_change: u32,
 }
@@ -108,6 +137,8 @@ impl BandwidthDetector {
             first_bin: (BAND_EDGES_HZ[b] / BIN_HZ) as usize + GUARD_BINS,
             end_bin: (BAND_EDGES_HZ[b + 1] / BIN_HZ) as usize,
             floor: MinimumStatistics::new(),
+            noise_power: 0.0,
+            noise_frames: 0,
             hit_rate: 1.0,
             carries_speech: true,
         });
@@ -119,6 +150,7 @@ impl BandwidthDetector {
             scratch,
             bands,
             speech_frames: 0,
+            frames: 0,
             limit_hz: None,
             frames_since_change: HOLD_FRAMES,
         }
@@ -169,6 +201,10 @@ impl BandwidthDetector {
                 .fft
                 .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
                 .is_ok();
+        self.frames = self.frames.saturating_add(1);
+        if self.frames <= START_FRAMES_SKIPPED {
+            return self.limit_hz;
+        }
         let speech = probability.is_finite() && probability >= SPEECH_PROBABILITY;
         if speech {
             self.speech_frames = self.speech_frames.saturating_add(1);
@@ -185,8 +221,12 @@ impl BandwidthDetector {
                 0.0
             };
             let level_db = band.floor.update(power);
+            if !speech {
+                band.noise_frames = (band.noise_frames + 1).min(NOISE_FRAMES);
+                band.noise_power += (power - band.noise_power) / f64::from(band.noise_frames);
+            }
             if speech {
-                let hit = level_db > band.floor.floor_db() + HIT_ABOVE_FLOOR_DB;
+                let hit = level_db > band.noise_db() + HIT_ABOVE_NOISE_DB;
                 band.hit_rate += weight * (f32::from(u8::from(hit)) - band.hit_rate);
                 if self.speech_frames >= SPEECH_FRAMES_BEFORE_JUDGING {
                     band.carries_speech = if band.carries_speech {
@@ -214,7 +254,7 @@ impl BandwidthDetector {
         let noise_above = self.bands.iter().enumerate().any(|(b, band)| {
             BAND_EDGES_HZ[b] >= limit
                 && BAND_EDGES_HZ[b] < nyquist_hz
-                && band.floor.floor_db() > NOISE_WORTH_REMOVING_DB
+                && band.noise_db() > NOISE_WORTH_REMOVING_DB
         });
         (limit < nyquist_hz && noise_above).then_some(limit)
     }
@@ -372,6 +412,16 @@ mod tests {
     /// A talker in 300 ms bursts with 200 ms gaps, low-passed at `talker_hz` (`None`:
     /// full band), over white noise at `noise_rms`; returns the detector after `frames`.
     fn listen(talker_hz: Option<u32>, noise_rms: f32, frames: usize) -> BandwidthDetector {
+        listen_with(talker_hz, noise_rms, frames, 0.05)
+    }
+
+    /// As [`listen`], with the speech probability RNNoise gives the gaps.
+    fn listen_with(
+        talker_hz: Option<u32>,
+        noise_rms: f32,
+        frames: usize,
+        gap_probability: f32,
+    ) -> BandwidthDetector {
         let mut detector = BandwidthDetector::new();
         // Two filters in series: a 16th-order talker's spectrum ends within half an octave.
         let mut shaping = talker_hz.map(|hz| [LowPass::new(hz, 48_000); 2]);
@@ -388,7 +438,7 @@ mod tests {
             for sample in frame.iter_mut() {
                 *sample += background.sample(noise_rms);
             }
-            let probability = if speaking { 0.95 } else { 0.05 };
+            let probability = if speaking { 0.95 } else { gap_probability };
             detector.update(&frame, 1, probability, 24_000);
         }
         detector
@@ -398,6 +448,14 @@ mod tests {
     fn a_narrowband_talker_in_wideband_noise_is_limited_to_4_khz() {
         let detector = listen(Some(3_000), 0.003, 300);
         assert_eq!(detector.speech_bandwidth_hz(), Some(4_000));
+        assert_eq!(detector.limit_hz(), Some(4_000));
+    }
+
+    #[test]
+    fn the_floor_stands_in_while_rnnoise_calls_the_noise_speech() {
+        // RNNoise can call the first second of a steady noise speech: with no frame called
+        // non-speech, the noise level is the floor's.
+        let detector = listen_with(Some(3_000), 0.003, 300, 0.9);
         assert_eq!(detector.limit_hz(), Some(4_000));
     }
 
