@@ -1,7 +1,7 @@
 //! Voice processing benches: the cost of one 10 ms frame through the whole
 //! [`VoiceProcessor`](tincan::denoise::VoiceProcessor) (RNNoise, VAD, levels; AGC where
 //! named) with real noisy speech, at 48 kHz mono (RNNoise's own rate), at 16 kHz (resampled
-//! to 48 kHz and back) and at 48 kHz stereo. A median of 200 µs is 2% of one core (one
+//! to 48 kHz and back) and at 48 kHz stereo; and at 48 kHz mono without the band limit. A median of 200 µs is 2% of one core (one
 //! frame per 10 ms of real time).
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -57,6 +57,12 @@ fn processor(c: &mut Criterion) {
         c,
         "denoise/48k_mono_10ms",
         VoiceConfig::new(48_000, Channels::Mono),
+    );
+    // The same without the band limit (its FFT analysis and low-pass), for the ratio.
+    bench_frames(
+        c,
+        "denoise/48k_mono_10ms_no_band_limit",
+        VoiceConfig::new(48_000, Channels::Mono).with_band_limit(false),
     );
     bench_frames(
         c,

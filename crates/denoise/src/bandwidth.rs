@@ -7,9 +7,9 @@
 //! keeps a hiss above their speech for as long as they talk. The [`BandwidthDetector`]
 //! finds those bands: per 10 ms frame it measures, at 48 kHz, the level of each band
 //! between 4 and 20 kHz (Opus's bandwidth steps: 4, 6, 8, 12, 16 and 20 kHz), tracks each
-//! band's noise level (its mean power over the frames RNNoise does not call speech, capped
-//! at 3 dB over its floor by minimum statistics, which stands in until RNNoise has called
-//! enough frames non-speech) and counts, over the frames RNNoise calls speech, how often the
+//! band's noise level (its mean power over the frames outside the voice activity detector's
+//! talkspurts, capped at 3 dB over its floor by minimum statistics, which stands in until
+//! there are enough such frames) and counts, over the frames in talkspurts, how often the
 //! band stands [`HIT_ABOVE_NOISE_DB`] above its noise. A band where speech almost never
 //! does so carries no speech that can be heard over the noise. The talker's speech bandwidth is the top of the highest band that does carry
 //! speech (never below 4 kHz, the telephone band); when some band above it holds noise
@@ -35,16 +35,21 @@ const BANDS: usize = BAND_EDGES_HZ.len() - 1;
 /// The analysis runs on RNNoise's 10 ms frames at 48 kHz: 100 Hz per bin.
 const ANALYSIS_FRAME: usize = 480;
 const BIN_HZ: u32 = 100;
+/// Bins of the voice band, 300 Hz to 4 kHz.
+const VOICE_FIRST_BIN: usize = 3;
+const VOICE_END_BIN: usize = 40;
 /// Bins left out at the bottom of each band, so the window's leakage from strong speech
 /// just under a band does not count as speech in it.
 const GUARD_BINS: usize = 2;
 /// A speech frame is a hit in a band whose 30 ms level stands this far above its noise
-/// level (beyond the noise's own swings: about ±1 dB in a 2 kHz band over 30 ms).
-pub const HIT_ABOVE_NOISE_DB: f32 = 6.0;
+/// level: beyond a steady noise's own swings (a standard deviation of about 0.6 dB for the
+/// narrowest band, 2 kHz over 30 ms), while fricatives a little over the noise count.
+pub const HIT_ABOVE_NOISE_DB: f32 = 3.0;
 /// Non-speech frames the noise level is averaged over, at most (500 ms).
 const NOISE_FRAMES: u32 = 50;
-/// Non-speech frames from which their mean is the noise level rather than the floor
-/// (RNNoise can call the first second of a noise speech: then the floor stands in).
+/// Non-speech frames from which their mean is the noise level rather than the floor (the
+/// detector can call the first second of a new noise speech: RNNoise does so with white
+/// noise; then the floor stands in).
 const NOISE_FRAMES_TRUSTED: u32 = 10;
 /// The floor of a 30 ms level sits 1-2 dB under a steady noise's mean (the minimum of its
 /// swings); the noise level is taken at most this far above the floor.
@@ -52,16 +57,15 @@ const FLOOR_MARGIN_DB: f32 = 3.0;
 /// Frames at the start of the stream the floor does not see: the resamplers' start-up
 /// leaves them partly empty, which would put the floor under the noise for 3.2 s.
 const START_FRAMES_SKIPPED: u32 = 2;
-/// RNNoise probability from which a frame counts as speech.
-const SPEECH_PROBABILITY: f32 = 0.5;
-/// Speech frames heard before any band is judged (300 ms of speech).
+/// Talkspurt frames with voiced speech (300 Hz-4 kHz standing over its noise) heard before
+/// any band is judged (300 ms of speech).
 const SPEECH_FRAMES_BEFORE_JUDGING: u32 = 30;
 /// The hit rate is the mean over the first speech frames, then a running mean over about
 /// this many (1 s of speech).
 const RATE_FRAMES: u32 = 100;
 /// A band carries speech from this hit rate up, and no longer below the lower one.
-const CARRIES_SPEECH_FROM: f32 = 0.06;
-const NO_SPEECH_BELOW: f32 = 0.03;
+const CARRIES_SPEECH_FROM: f32 = 0.02;
+const NO_SPEECH_BELOW: f32 = 0.01;
 /// Band noise levels (dB relative to full scale) below this hold no noise worth a filter.
 pub const NOISE_WORTH_REMOVING_DB: f32 = -75.0;
 /// Least number of frames between two changes of the limit (1 s).
@@ -80,9 +84,32 @@ struct Band {
 }
 
 impl Band {
+    fn new(first_bin: usize, end_bin: usize) -> Self {
+        Self {
+            first_bin,
+            end_bin,
+            floor: MinimumStatistics::new(),
+            noise_power: 0.0,
+            noise_frames: 0,
+            hit_rate: 1.0,
+            carries_speech: true,
+        }
+    }
+
+    /// Takes the band's power in one frame; returns whether it is a hit (only meaningful
+    /// in a talkspurt), after updating the noise outside talkspurts.
+    fn update(&mut self, power: f64, talking: bool) -> bool {
+        let level_db = self.floor.update(power);
+        if !talking {
+            self.noise_frames = (self.noise_frames + 1).min(NOISE_FRAMES);
+            self.noise_power += (power - self.noise_power) / f64::from(self.noise_frames);
+        }
+        level_db > self.noise_db() + HIT_ABOVE_NOISE_DB
+    }
+
     /// The band's noise level, dB: the mean over non-speech frames, but never more than
-    /// [`FLOOR_MARGIN_DB`] over the floor (RNNoise calls some faint speech non-speech,
-    /// which would raise the mean of a band whose noise is far under its speech).
+    /// [`FLOOR_MARGIN_DB`] over the floor (faint speech outside the talkspurts would raise
+    /// the mean of a band whose noise is far under its speech).
     fn noise_db(&self) -> f32 {
         let ceiling = self.floor.floor_db() + FLOOR_MARGIN_DB;
         if self.noise_frames >= NOISE_FRAMES_TRUSTED {
@@ -102,6 +129,11 @@ pub struct BandwidthDetector {
     spectrum: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
     bands: [Band; BANDS],
+    /// 300 Hz to 4 kHz, where every talker's voiced speech is: the evidence that a
+    /// talkspurt holds speech and not a noise the VAD took for it.
+    voice: Band,
+    /// Frames in talkspurts, and those of them with voiced speech over the noise.
+    talk_frames: u32,
     speech_frames: u32,
     frames: u32,
     limit_hz: Option<u32>,
@@ -133,14 +165,11 @@ impl BandwidthDetector {
         let window = (0..ANALYSIS_FRAME)
             .map(|n| 0.5 - 0.5 * (2.0 * PI * n as f32 / ANALYSIS_FRAME as f32).cos())
             .collect();
-        let bands = std::array::from_fn(|b| Band {
-            first_bin: (BAND_EDGES_HZ[b] / BIN_HZ) as usize + GUARD_BINS,
-            end_bin: (BAND_EDGES_HZ[b + 1] / BIN_HZ) as usize,
-            floor: MinimumStatistics::new(),
-            noise_power: 0.0,
-            noise_frames: 0,
-            hit_rate: 1.0,
-            carries_speech: true,
+        let bands = std::array::from_fn(|b| {
+            Band::new(
+                (BAND_EDGES_HZ[b] / BIN_HZ) as usize + GUARD_BINS,
+                (BAND_EDGES_HZ[b + 1] / BIN_HZ) as usize,
+            )
         });
         Self {
             fft,
@@ -149,6 +178,8 @@ impl BandwidthDetector {
             spectrum,
             scratch,
             bands,
+            voice: Band::new(VOICE_FIRST_BIN, VOICE_END_BIN),
+            talk_frames: 0,
             speech_frames: 0,
             frames: 0,
             limit_hz: None,
@@ -176,13 +207,16 @@ impl BandwidthDetector {
     }
 
     /// Takes one 10 ms frame at 48 kHz (interleaved `channels`, full scale ±1; channels
-    /// are averaged) and RNNoise's speech probability for it; `nyquist_hz` is where the
+    /// are averaged) and whether the voice activity detector calls it speech (its talkspurts,
+    /// hangover included, hold the unvoiced sounds between vowels, which RNNoise's own
+    /// probability often puts under one half, and which are most of speech above 4 kHz);
+    /// `nyquist_hz` is where the
     /// processor's own rate ends the output's content. Returns the limit for the output.
     pub fn update(
         &mut self,
         frame: &[f32],
         channels: usize,
-        probability: f32,
+        speech: bool,
         nyquist_hz: u32,
     ) -> Option<u32> {
         let channels = channels.max(1);
@@ -205,30 +239,31 @@ impl BandwidthDetector {
         if self.frames <= START_FRAMES_SKIPPED {
             return self.limit_hz;
         }
-        let speech = probability.is_finite() && probability >= SPEECH_PROBABILITY;
-        if speech {
-            self.speech_frames = self.speech_frames.saturating_add(1);
-        }
-        let weight = 1.0 / self.speech_frames.clamp(1, RATE_FRAMES) as f32;
-        for band in &mut self.bands {
-            let power = if analysed {
-                let sum: f64 = self.spectrum[band.first_bin..band.end_bin]
-                    .iter()
-                    .map(|bin| f64::from(bin.norm_sqr()))
-                    .sum();
-                if sum.is_finite() { sum * scale } else { 0.0 }
-            } else {
-                0.0
-            };
-            let level_db = band.floor.update(power);
-            if !speech {
-                band.noise_frames = (band.noise_frames + 1).min(NOISE_FRAMES);
-                band.noise_power += (power - band.noise_power) / f64::from(band.noise_frames);
+        let spectrum = &self.spectrum;
+        let power = |band: &Band| {
+            if !analysed {
+                return 0.0;
             }
+            let sum: f64 = spectrum[band.first_bin..band.end_bin]
+                .iter()
+                .map(|bin| f64::from(bin.norm_sqr()))
+                .sum();
+            if sum.is_finite() { sum * scale } else { 0.0 }
+        };
+        let voiced = self.voice.update(power(&self.voice), speech);
+        if speech {
+            self.talk_frames = self.talk_frames.saturating_add(1);
+            if voiced {
+                self.speech_frames = self.speech_frames.saturating_add(1);
+            }
+        }
+        let judging = self.speech_frames >= SPEECH_FRAMES_BEFORE_JUDGING;
+        let weight = 1.0 / self.talk_frames.clamp(1, RATE_FRAMES) as f32;
+        for band in &mut self.bands {
+            let hit = band.update(power(band), speech);
             if speech {
-                let hit = level_db > band.noise_db() + HIT_ABOVE_NOISE_DB;
                 band.hit_rate += weight * (f32::from(u8::from(hit)) - band.hit_rate);
-                if self.speech_frames >= SPEECH_FRAMES_BEFORE_JUDGING {
+                if judging {
                     band.carries_speech = if band.carries_speech {
                         band.hit_rate >= NO_SPEECH_BELOW
                     } else {
@@ -439,7 +474,7 @@ mod tests {
                 *sample += background.sample(noise_rms);
             }
             let probability = if speaking { 0.95 } else { gap_probability };
-            detector.update(&frame, 1, probability, 24_000);
+            detector.update(&frame, 1, probability > 0.5, 24_000);
         }
         detector
     }
@@ -457,6 +492,21 @@ mod tests {
         // non-speech, the noise level is the floor's.
         let detector = listen_with(Some(3_000), 0.003, 300, 0.9);
         assert_eq!(detector.limit_hz(), Some(4_000));
+    }
+
+    #[test]
+    fn noise_the_vad_takes_for_speech_is_not_judged() {
+        // White noise alone, every frame in a talkspurt: no voiced speech stands over the
+        // noise, so nothing is judged and nothing limited.
+        let mut detector = BandwidthDetector::new();
+        let mut noise = Noise(3);
+        let mut frame = [0.0f32; ANALYSIS_FRAME];
+        for _ in 0..300 {
+            frame.iter_mut().for_each(|s| *s = noise.sample(0.01));
+            detector.update(&frame, 1, true, 24_000);
+        }
+        assert_eq!(detector.speech_bandwidth_hz(), None);
+        assert_eq!(detector.limit_hz(), None);
     }
 
     #[test]
@@ -574,12 +624,12 @@ mod tests {
 
         #[test]
         fn the_detector_takes_any_input(
-            frames in prop::collection::vec((any::<f32>(), any::<f32>()), 1..200),
+            frames in prop::collection::vec((any::<f32>(), any::<bool>()), 1..200),
         ) {
             let mut detector = BandwidthDetector::new();
-            for (value, probability) in frames {
+            for (value, speech) in frames {
                 let frame = [value; ANALYSIS_FRAME * 2];
-                let limit = detector.update(&frame, 2, probability, 24_000);
+                let limit = detector.update(&frame, 2, speech, 24_000);
                 prop_assert!(limit.is_none_or(|hz| BAND_EDGES_HZ.contains(&hz)));
             }
         }

@@ -498,6 +498,10 @@ impl VoiceProcessor {
 
         let voice_probability = self.suppress(frame)?;
         let speaking = self.vad.update(voice_probability);
+        if let Some((detector, _)) = self.band_limit.as_mut() {
+            // `model_in` still holds this frame at 48 kHz.
+            detector.update(&self.model_in, self.channels, speaking, self.nyquist_hz);
+        }
         let (adaptive_strength, estimated_snr_db) = match self.adaptive.as_mut() {
             Some(control) => {
                 let mean_square = crate::level::energy(frame) / frame.len() as f64;
@@ -599,11 +603,7 @@ impl VoiceProcessor {
             Some((_, down)) => down.process(&self.model_out, &mut self.wet)?,
             None => self.wet.copy_from_slice(&self.model_out),
         }
-        let probability = probability.clamp(0.0, 1.0);
-        if let Some((detector, _)) = self.band_limit.as_mut() {
-            detector.update(&self.model_in, self.channels, probability, self.nyquist_hz);
-        }
-        Ok(probability)
+        Ok(probability.clamp(0.0, 1.0))
     }
 }
 
