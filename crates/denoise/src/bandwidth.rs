@@ -41,14 +41,14 @@ const VOICE_END_BIN: usize = 40;
 /// Bins left out at the bottom of each band, so the window's leakage from strong speech
 /// just under a band does not count as speech in it.
 const GUARD_BINS: usize = 2;
-/// A speech frame is a hit in a band whose 30 ms level stands this far above its noise
+/// A talkspurt frame is a hit in a band whose 30 ms level stands this far above its noise
 /// level: beyond a steady noise's own swings (a standard deviation of about 0.6 dB for the
 /// narrowest band, 2 kHz over 30 ms), while fricatives a little over the noise count.
 pub const HIT_ABOVE_NOISE_DB: f32 = 3.0;
-/// Non-speech frames the noise level is averaged over, at most (500 ms).
+/// Frames outside talkspurts the noise level is averaged over, at most (500 ms).
 const NOISE_FRAMES: u32 = 50;
-/// Non-speech frames from which their mean is the noise level rather than the floor (the
-/// detector can call the first second of a new noise speech: RNNoise does so with white
+/// Frames outside talkspurts from which their mean is the noise level rather than the
+/// floor (the VAD can call the first second of a new noise speech, as it does with white
 /// noise; then the floor stands in).
 const NOISE_FRAMES_TRUSTED: u32 = 10;
 /// The floor of a 30 ms level sits 1-2 dB under a steady noise's mean (the minimum of its
@@ -60,8 +60,8 @@ const START_FRAMES_SKIPPED: u32 = 2;
 /// Talkspurt frames with voiced speech (300 Hz-4 kHz standing over its noise) heard before
 /// any band is judged (300 ms of speech).
 const SPEECH_FRAMES_BEFORE_JUDGING: u32 = 30;
-/// The hit rate is the mean over the first speech frames, then a running mean over about
-/// this many (1 s of speech).
+/// The hit rate is the mean over the first talkspurt frames, then a running mean over
+/// about this many (1 s of talk).
 const RATE_FRAMES: u32 = 100;
 /// A band carries speech from this hit rate up, and no longer below the lower one.
 const CARRIES_SPEECH_FROM: f32 = 0.02;
@@ -76,7 +76,8 @@ struct Band {
     first_bin: usize,
     end_bin: usize,
     floor: MinimumStatistics,
-    /// Mean power over the last non-speech frames, and how many (up to [`NOISE_FRAMES`]).
+    /// Mean power over the last frames outside talkspurts, and how many (up to
+    /// [`NOISE_FRAMES`]).
     noise_power: f64,
     noise_frames: u32,
     hit_rate: f32,
@@ -107,7 +108,7 @@ impl Band {
         level_db > self.noise_db() + HIT_ABOVE_NOISE_DB
     }
 
-    /// The band's noise level, dB: the mean over non-speech frames, but never more than
+    /// The band's noise level, dB: the mean outside talkspurts, but never more than
     /// [`FLOOR_MARGIN_DB`] over the floor (faint speech outside the talkspurts would raise
     /// the mean of a band whose noise is far under its speech).
     fn noise_db(&self) -> f32 {
