@@ -8,7 +8,7 @@ use tincan_media::Channels;
 
 use crate::adaptive::{AdaptiveConfig, SuppressionControl};
 use crate::agc::{AutomaticGainControl, DEFAULT_MIN_GAIN_DB};
-use crate::bandwidth::{BandLimiter, BandwidthDetector};
+use crate::bandwidth::{BAND_EDGES_HZ, BandLimiter, BandwidthDetector};
 use crate::error::{DenoiseError, Result};
 use crate::level::LevelMeter;
 use crate::vad::{DEFAULT_HANGOVER_FRAMES, VoiceActivityDetector};
@@ -104,7 +104,8 @@ impl VoiceConfig {
     }
 
     /// The band limit ([`crate::bandwidth`], on by default): a low-pass above the talker's
-    /// speech where the input holds only noise.
+    /// speech where the input holds only noise. At 8 kHz, where nothing lies above its
+    /// lowest limit of 4 kHz, it does not run.
     pub fn with_band_limit(mut self, band_limit: bool) -> Self {
         self.band_limit = band_limit;
         self
@@ -366,7 +367,8 @@ impl VoiceProcessor {
             strength: config.strength,
             bypass: config.bypass,
             adaptive: config.adaptive.map(SuppressionControl::new),
-            band_limit: config.band_limit.then(|| {
+            // At 8 kHz nothing lies above the lowest limit (4 kHz): no detector to run.
+            band_limit: (config.band_limit && rate / 2 > BAND_EDGES_HZ[0]).then(|| {
                 (
                     BandwidthDetector::new(),
                     BandLimiter::new(rate, channels, frame_samples),
