@@ -137,6 +137,8 @@ pub struct BandwidthDetector {
     talk_frames: u32,
     speech_frames: u32,
     frames: u32,
+    /// Where the processor's output ends: half its rate.
+    nyquist_hz: u32,
     limit_hz: Option<u32>,
     frames_since_change: u32,
 }
@@ -150,15 +152,10 @@ impl std::fmt::Debug for BandwidthDetector {
     }
 }
 
-impl Default for BandwidthDetector {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl BandwidthDetector {
-    /// A detector; this is where its FFT plan and buffers are made.
-    pub fn new() -> Self {
+    /// A detector for an output whose content ends at `nyquist_hz` (half the processor's
+    /// rate); this is where its FFT plan and buffers are made.
+    pub fn new(nyquist_hz: u32) -> Self {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(ANALYSIS_FRAME);
         let spectrum = fft.make_output_vec();
         let scratch = fft.make_scratch_vec();
@@ -183,6 +180,7 @@ impl BandwidthDetector {
             talk_frames: 0,
             speech_frames: 0,
             frames: 0,
+            nyquist_hz,
             limit_hz: None,
             frames_since_change: HOLD_FRAMES,
         }
@@ -210,16 +208,9 @@ impl BandwidthDetector {
     /// Takes one 10 ms frame at 48 kHz (interleaved `channels`, full scale ±1; channels
     /// are averaged) and whether the voice activity detector calls it speech (its talkspurts,
     /// hangover included, hold the unvoiced sounds between vowels, which RNNoise's own
-    /// probability often puts under one half, and which are most of speech above 4 kHz);
-    /// `nyquist_hz` is where the
-    /// processor's own rate ends the output's content. Returns the limit for the output.
-    pub fn update(
-        &mut self,
-        frame: &[f32],
-        channels: usize,
-        speech: bool,
-        nyquist_hz: u32,
-    ) -> Option<u32> {
+    /// probability often puts under one half, and which are most of speech above 4 kHz).
+    /// Returns the limit for the output.
+    pub fn update(&mut self, frame: &[f32], channels: usize, speech: bool) -> Option<u32> {
         let channels = channels.max(1);
         let mut silent = true;
         for (k, sample) in self.input.iter_mut().enumerate() {
@@ -273,7 +264,7 @@ impl BandwidthDetector {
                 }
             }
         }
-        let wanted = self.wanted_limit(nyquist_hz);
+        let wanted = self.wanted_limit();
         self.frames_since_change = self.frames_since_change.saturating_add(1);
         if wanted != self.limit_hz && self.frames_since_change >= HOLD_FRAMES {
             self.limit_hz = wanted;
@@ -282,7 +273,8 @@ impl BandwidthDetector {
         self.limit_hz
     }
 
-    fn wanted_limit(&self, nyquist_hz: u32) -> Option<u32> {
+    fn wanted_limit(&self) -> Option<u32> {
+        let nyquist_hz = self.nyquist_hz;
         if self.speech_frames < SPEECH_FRAMES_BEFORE_JUDGING {
             return None;
         }
@@ -458,7 +450,7 @@ mod tests {
         frames: usize,
         gap_probability: f32,
     ) -> BandwidthDetector {
-        let mut detector = BandwidthDetector::new();
+        let mut detector = BandwidthDetector::new(24_000);
         // Two filters in series: a 16th-order talker's spectrum ends within half an octave.
         let mut shaping = talker_hz.map(|hz| [LowPass::new(hz, 48_000); 2]);
         let (mut talker, mut background) = (Noise(1), Noise(2));
@@ -475,7 +467,7 @@ mod tests {
                 *sample += background.sample(noise_rms);
             }
             let probability = if speaking { 0.95 } else { gap_probability };
-            detector.update(&frame, 1, probability > 0.5, 24_000);
+            detector.update(&frame, 1, probability > 0.5);
         }
         detector
     }
@@ -499,12 +491,12 @@ mod tests {
     fn noise_the_vad_takes_for_speech_is_not_judged() {
         // White noise alone, every frame in a talkspurt: no voiced speech stands over the
         // noise, so nothing is judged and nothing limited.
-        let mut detector = BandwidthDetector::new();
+        let mut detector = BandwidthDetector::new(24_000);
         let mut noise = Noise(3);
         let mut frame = [0.0f32; ANALYSIS_FRAME];
         for _ in 0..300 {
             frame.iter_mut().for_each(|s| *s = noise.sample(0.01));
-            detector.update(&frame, 1, true, 24_000);
+            detector.update(&frame, 1, true);
         }
         assert_eq!(detector.speech_bandwidth_hz(), None);
         assert_eq!(detector.limit_hz(), None);
@@ -627,10 +619,10 @@ mod tests {
         fn the_detector_takes_any_input(
             frames in prop::collection::vec((any::<f32>(), any::<bool>()), 1..200),
         ) {
-            let mut detector = BandwidthDetector::new();
+            let mut detector = BandwidthDetector::new(24_000);
             for (value, speech) in frames {
                 let frame = [value; ANALYSIS_FRAME * 2];
-                let limit = detector.update(&frame, 2, speech, 24_000);
+                let limit = detector.update(&frame, 2, speech);
                 prop_assert!(limit.is_none_or(|hz| BAND_EDGES_HZ.contains(&hz)));
             }
         }

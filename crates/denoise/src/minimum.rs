@@ -17,11 +17,8 @@ const WINDOW_FRAMES: u32 = 40;
 
 /// A power (mean square, full scale 1) in dB, floored at [`FLOOR_DB`].
 pub(crate) fn power_db(power: f64) -> f32 {
-    if power > 0.0 {
-        ((10.0 * power.log10()) as f32).max(FLOOR_DB)
-    } else {
-        FLOOR_DB
-    }
+    // `dbov` is -inf for 0 and NaN below it; `max` takes the floor over either.
+    (crate::level::dbov(power) as f32).max(FLOOR_DB)
 }
 
 /// One power sequence's floor tracker; a few floats, no allocation.

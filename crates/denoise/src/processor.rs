@@ -245,8 +245,6 @@ pub struct VoiceProcessor {
     /// The talker's speech bandwidth and the low-pass above it; `None` with the band limit
     /// off.
     band_limit: Option<(BandwidthDetector, BandLimiter)>,
-    /// Where the output's content ends: half the processor's rate.
-    nyquist_hz: u32,
     /// One RNNoise per channel.
     denoisers: Vec<Box<DenoiseState<'static>>>,
     /// To 48 kHz and back; `None` at 48 kHz.
@@ -370,11 +368,10 @@ impl VoiceProcessor {
             // At 8 kHz nothing lies above the lowest limit (4 kHz): no detector to run.
             band_limit: (config.band_limit && rate / 2 > BAND_EDGES_HZ[0]).then(|| {
                 (
-                    BandwidthDetector::new(),
+                    BandwidthDetector::new(rate / 2),
                     BandLimiter::new(rate, channels, frame_samples),
                 )
             }),
-            nyquist_hz: rate / 2,
             denoisers: (0..channels).map(|_| DenoiseState::new()).collect(),
             resamplers,
             model_in: vec![0.0; MODEL_FRAME * channels],
@@ -500,10 +497,6 @@ impl VoiceProcessor {
 
         let voice_probability = self.suppress(frame)?;
         let speaking = self.vad.update(voice_probability);
-        if let Some((detector, _)) = self.band_limit.as_mut() {
-            // `model_in` still holds this frame at 48 kHz.
-            detector.update(&self.model_in, self.channels, speaking, self.nyquist_hz);
-        }
         let (adaptive_strength, estimated_snr_db) = match self.adaptive.as_mut() {
             Some(control) => {
                 let mean_square = crate::level::energy(frame) / frame.len() as f64;
@@ -536,7 +529,10 @@ impl VoiceProcessor {
 
         let mut band_limit_hz = None;
         if let Some((detector, limiter)) = self.band_limit.as_mut() {
-            let wanted = detector.limit_hz().filter(|_| wet_weight > 0.0);
+            // `model_in` still holds this frame at 48 kHz.
+            let wanted = detector
+                .update(&self.model_in, self.channels, speaking)
+                .filter(|_| wet_weight > 0.0);
             limiter.process(frame, wanted);
             band_limit_hz = limiter.cutoff_hz();
         }

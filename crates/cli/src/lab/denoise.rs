@@ -370,10 +370,9 @@ fn agreement(flags: &[bool], reference: &[bool]) -> f64 {
 }
 
 /// Runs `input` (16 kHz) through a fresh processor at `rate`; returns the output aligned
-/// with the input (16 kHz, same length) and the VAD flag of every 10 ms input frame.
-/// What [`process`] gives: the aligned output, and per 10 ms input frame the VAD flag and
-/// the processor's report.
-type Processed = (Vec<f32>, Vec<bool>, Vec<FrameReport>);
+/// with the input (16 kHz, same length) and the processor's report of every 10 ms input
+/// frame.
+type Processed = (Vec<f32>, Vec<FrameReport>);
 
 fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
     let rate = config.sample_rate();
@@ -389,7 +388,6 @@ fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
     let latency = processor.latency_samples();
     let frames = at_rate.len().div_ceil(size) + latency.div_ceil(size);
     let mut output = Vec::with_capacity(frames * size);
-    let mut flags = Vec::with_capacity(frames);
     let mut reports = Vec::with_capacity(frames);
     let mut frame = vec![0.0f32; size];
     for k in 0..frames {
@@ -398,7 +396,6 @@ fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
         frame.fill(0.0);
         frame[..end - start].copy_from_slice(&at_rate[start..end]);
         let report = processor.process(&mut frame)?;
-        flags.push(report.speaking);
         reports.push(report);
         output.extend_from_slice(&frame);
     }
@@ -412,9 +409,8 @@ fn process(input: &[f32], config: &VoiceConfig) -> Result<Processed, LabError> {
         back
     };
     // At 48 kHz a processor frame is 10 ms too, so the per-frame figures line up.
-    flags.truncate(input.len() / FRAME);
     reports.truncate(input.len() / FRAME);
-    Ok((aligned, flags, reports))
+    Ok((aligned, reports))
 }
 
 fn write_16k(path: &Path, samples: &[f32]) -> Result<(), LabError> {
@@ -550,7 +546,8 @@ pub fn run(args: &DenoiseArgs) -> Result<(), LabError> {
                 None => format!("{}_clean", clip.name),
                 Some(snr) => format!("{}_{noise_name}_{snr}dB", clip.name),
             };
-            let (output, flags, reports) = process(&input, &config)?;
+            let (output, reports) = process(&input, &config)?;
+            let flags: Vec<bool> = reports.iter().map(|r| r.speaking).collect();
             let over_speech = |value: fn(&FrameReport) -> f32| {
                 let picked: Vec<f64> = reports
                     .iter()
